@@ -1,0 +1,67 @@
+"""One track from file to genre: seek-decode, log-mel slices, CNN, aggregation."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .aggregate import GenrePrediction, aggregate
+from .audio import DECODE_TIMEOUT_S, PathLike, decode_segments, probe_duration
+from .constants import MIN_SECONDS, N_SLICES
+from .errors import DecodeError, ParameterError
+from .features import log_mel_spectrogram
+from .inference import GenreClassifier
+from .slicing import pad_to_slice, slice_starts
+
+SILENCE_PEAK = 1e-4  # -80 dBFS: a slice whose peak is below this carries no music
+
+
+def track_log_mels(path: PathLike, frontend: dict, *, n_slices: int = N_SLICES,
+                   duration: float | None = None, ffmpeg: str | None = None,
+                   timeout: float = DECODE_TIMEOUT_S) -> np.ndarray:
+    """Log-mel slices of a track, ready for :meth:`GenreClassifier.predict_proba`.
+
+    ``duration`` (seconds) saves probing the file when the caller knows it.
+    Silent slices are dropped; a track that is too short or wholly silent
+    raises :class:`DecodeError`.
+
+    Returns
+    -------
+    S : np.ndarray [shape=(k, n_mels, slice_frames), dtype=float32], 1 <= k <= n_slices
+    """
+    sr, hop = frontend["sample_rate"], frontend["hop_length"]
+    slice_samples = frontend["slice_frames"] * hop
+    if not duration or duration <= 0:
+        duration = probe_duration(path, ffmpeg=ffmpeg, timeout=timeout)
+    if duration < MIN_SECONDS:
+        raise DecodeError(path, f"too short ({duration:.2f} s, need at least {MIN_SECONDS:g} s)")
+    starts = slice_starts(duration, n_slices=n_slices, slice_seconds=slice_samples / sr)
+    y = decode_segments(path, starts, duration=slice_samples / sr, sr=sr, ffmpeg=ffmpeg, timeout=timeout)
+    if duration * sr < slice_samples:
+        try:
+            y = pad_to_slice(y[:, : int(duration * sr)], n_samples=slice_samples, sr=sr)
+        except ParameterError as exc:
+            raise DecodeError(path, str(exc)) from None
+    y = y[np.abs(y).max(axis=1) >= SILENCE_PEAK]
+    if y.shape[0] == 0:
+        raise DecodeError(path, "silent (no slice above -80 dBFS)")
+    return log_mel_spectrogram(
+        y, sr=sr, n_fft=frontend["n_fft"], hop_length=hop, n_mels=frontend["n_mels"],
+        fmin=frontend["fmin"], fmax=frontend["fmax"], log_floor=frontend["log_floor"],
+    )
+
+
+def analyse_file(path: PathLike, classifier: GenreClassifier, *, n_slices: int = N_SLICES,
+                 aggregation: str | None = None, duration: float | None = None,
+                 ffmpeg: str | None = None, timeout: float = DECODE_TIMEOUT_S) -> GenrePrediction:
+    """Genre of one audio file."""
+    log_mels = track_log_mels(path, classifier.frontend, n_slices=n_slices, duration=duration,
+                              ffmpeg=ffmpeg, timeout=timeout)
+    return predict_track(classifier, log_mels, aggregation)
+
+
+def predict_track(classifier: GenreClassifier, log_mels: np.ndarray,
+                  aggregation: str | None = None) -> GenrePrediction:
+    """Classify a track's slices and aggregate them with the model's calibration."""
+    method = aggregation or classifier.card.aggregation
+    return aggregate(classifier.predict_proba(log_mels), classifier.labels, method,
+                     temperature=classifier.card.temperature)

@@ -1,0 +1,206 @@
+"""Decoding: a few seconds of audio at chosen points, by one ffmpeg process with input seeking.
+
+ffmpeg is run as an argument list (never through a shell) and every file name is
+passed as ``file:/absolute/path``, so no name can become an option or a protocol.
+Without any ffmpeg, ``audioread`` decodes the whole file and scipy resamples it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+from math import gcd
+
+import numpy as np
+
+from .constants import SAMPLE_RATE, SLICE_SECONDS
+from .errors import DecodeError, ParameterError
+
+PathLike = str | bytes | os.PathLike
+DECODE_TIMEOUT_S = 60.0  # one ffmpeg call; a hung decoder is abandoned after this
+_DURATION_RE = re.compile(rb"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
+
+
+@functools.lru_cache(maxsize=8)
+def find_ffmpeg(configured: str | None = None) -> str | None:
+    """Path of the ffmpeg to use: ``configured``, else ``ffmpeg`` on PATH, else imageio-ffmpeg's.
+
+    Returns None when there is none (decoding then falls back to audioread).
+    A configured path that does not exist is an error, not a silent fallback.
+    """
+    if configured:
+        found = shutil.which(configured)
+        if found is None:
+            raise ParameterError(f"ffmpeg not found at {configured!r}")
+        return found
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        return None
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError:
+        return None
+
+
+def _input_arg(path: PathLike) -> bytes:
+    """ffmpeg input argument for a local file: never an option, never a URL."""
+    return b"file:" + os.fsencode(os.path.abspath(os.fsencode(path)))
+
+
+def _check_readable(path: PathLike) -> None:
+    try:
+        with open(path, "rb") as f:
+            if not f.read(1):
+                raise DecodeError(path, "empty file")
+    except OSError as exc:
+        raise DecodeError(path, exc.strerror or str(exc)) from None
+
+
+def _ffmpeg_error(path: PathLike, stderr: bytes, default: str) -> DecodeError:
+    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    reason = lines[-1] if lines else default
+    # ffmpeg prefixes messages with the input name; keep the reason only
+    reason = reason.split(": ", 1)[-1] if reason.startswith("file:") else reason
+    return DecodeError(path, f"ffmpeg: {reason}")
+
+
+def _run(cmd: list[bytes | str], path: PathLike, timeout: float) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(
+            cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise DecodeError(path, f"decoding took longer than {timeout:g} s") from None
+    except OSError as exc:
+        raise DecodeError(path, f"cannot run ffmpeg: {exc.strerror or exc}") from None
+
+
+def probe_duration(path: PathLike, *, ffmpeg: str | None = None, timeout: float = DECODE_TIMEOUT_S) -> float:
+    """Duration of an audio file in seconds, read from its container by ffmpeg (or audioread)."""
+    _check_readable(path)
+    exe = find_ffmpeg(ffmpeg)
+    if exe is None:
+        return _audioread_duration(path)
+    proc = _run([exe, "-hide_banner", "-nostdin", "-i", _input_arg(path)], path, timeout)
+    match = _DURATION_RE.search(proc.stderr)
+    if match is None or b"Audio:" not in proc.stderr:
+        raise _ffmpeg_error(path, proc.stderr, "no audio stream")
+    h, m, s = match.groups()
+    return int(h) * 3600 + int(m) * 60 + float(s)
+
+
+def decode_segments(
+    path: PathLike,
+    starts: Sequence[float],
+    *,
+    duration: float = SLICE_SECONDS,
+    sr: int = SAMPLE_RATE,
+    ffmpeg: str | None = None,
+    timeout: float = DECODE_TIMEOUT_S,
+) -> np.ndarray:
+    """Decode ``len(starts)`` segments of ``duration`` seconds in one ffmpeg process.
+
+    Each segment is read with input seeking (``-ss`` before its ``-i``), mixed to
+    mono and resampled to ``sr``; a segment that runs past the end is zero-padded.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(len(starts), round(duration * sr)), dtype=float32]
+    """
+    if len(starts) == 0:
+        raise ParameterError("no segment to decode")
+    n_samples = int(round(duration * sr))
+    _check_readable(path)
+    exe = find_ffmpeg(ffmpeg)
+    if exe is None:
+        full = decode_full(path, sr=sr)
+        return _cut_segments(full, starts, n_samples, sr)
+    source = _input_arg(path)
+    cmd: list[bytes | str] = [exe, "-hide_banner", "-nostdin", "-v", "error"]
+    chains = []
+    for i, start in enumerate(starts):
+        cmd += ["-ss", f"{max(start, 0.0):.4f}", "-t", f"{duration + 0.1:.4f}", "-i", source]
+        chains.append(
+            f"[{i}:a:0]aformat=sample_fmts=flt:sample_rates={sr}:channel_layouts=mono,"
+            f"apad=whole_len={n_samples},atrim=end_sample={n_samples}[s{i}]"
+        )
+    labels = "".join(f"[s{i}]" for i in range(len(starts)))
+    graph = ";".join(chains) + f";{labels}concat=n={len(starts)}:v=0:a=1[out]"
+    cmd += ["-filter_complex", graph, "-map", "[out]", "-f", "f32le", "-"]
+    proc = _run(cmd, path, timeout)
+    if proc.returncode != 0:
+        raise _ffmpeg_error(path, proc.stderr, f"exit status {proc.returncode}")
+    y = np.frombuffer(proc.stdout, dtype="<f4")
+    if y.size != n_samples * len(starts):
+        raise DecodeError(path, f"ffmpeg returned {y.size} samples, expected {n_samples * len(starts)}")
+    return y.reshape(len(starts), n_samples).astype(np.float32)
+
+
+def decode_full(path: PathLike, *, sr: int = SAMPLE_RATE, ffmpeg: str | None = None,
+                timeout: float = DECODE_TIMEOUT_S) -> np.ndarray:
+    """Decode a whole file to mono float32 at ``sr``.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(n_samples,), dtype=float32]
+    """
+    _check_readable(path)
+    exe = find_ffmpeg(ffmpeg)
+    if exe is None:
+        return _audioread_full(path, sr)
+    cmd = [exe, "-hide_banner", "-nostdin", "-v", "error", "-i", _input_arg(path),
+           "-map", "0:a:0", "-ac", "1", "-ar", str(sr), "-f", "f32le", "-"]
+    proc = _run(cmd, path, timeout)
+    if proc.returncode != 0:
+        raise _ffmpeg_error(path, proc.stderr, f"exit status {proc.returncode}")
+    y = np.frombuffer(proc.stdout, dtype="<f4").astype(np.float32)
+    if y.size == 0:
+        raise DecodeError(path, "no audio decoded")
+    return y
+
+
+def _cut_segments(y: np.ndarray, starts: Sequence[float], n_samples: int, sr: int) -> np.ndarray:
+    out = np.zeros((len(starts), n_samples), dtype=np.float32)
+    for i, start in enumerate(starts):
+        seg = y[int(round(max(start, 0.0) * sr)):][:n_samples]
+        out[i, : seg.size] = seg
+    return out
+
+
+def _audioread_duration(path: PathLike) -> float:
+    import audioread
+
+    try:
+        with audioread.audio_open(os.fsdecode(path)) as f:
+            return float(f.duration)
+    except (audioread.DecodeError, OSError, EOFError) as exc:
+        raise DecodeError(path, f"audioread: {exc or type(exc).__name__}") from None
+
+
+def _audioread_full(path: PathLike, sr: int) -> np.ndarray:
+    """Full decode with audioread, mixed to mono and resampled with a polyphase filter."""
+    import audioread
+    from scipy.signal import resample_poly
+
+    try:
+        with audioread.audio_open(os.fsdecode(path)) as f:
+            native_sr, channels = f.samplerate, f.channels
+            pcm = b"".join(f)
+    except (audioread.DecodeError, OSError, EOFError) as exc:
+        raise DecodeError(path, f"audioread: {exc or type(exc).__name__}") from None
+    y = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+    if y.size == 0:
+        raise DecodeError(path, "no audio decoded")
+    y = y[: y.size - y.size % channels].reshape(-1, channels).mean(axis=1)
+    if native_sr != sr:
+        g = gcd(native_sr, sr)
+        y = resample_poly(y, sr // g, native_sr // g).astype(np.float32)
+    return y

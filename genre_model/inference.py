@@ -1,0 +1,195 @@
+"""The int8 TFLite genre classifier and its sidecar.
+
+A model is two files: ``<name>.tflite`` and ``<name>.json``. The sidecar holds the
+labels, the front-end parameters the model was trained with, the input
+normalisation, the default aggregation and calibration temperature, the version,
+the sha256 of the .tflite and the validation metrics. Anything missing, corrupt
+or inconsistent raises :class:`ModelError` at load, before any track is analysed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .aggregate import AGGREGATIONS
+from .constants import FRONTEND_KEYS, frontend_params
+from .errors import ModelError
+
+MODELS_DIR = Path(__file__).parent / "models"
+DEFAULT_MODEL = MODELS_DIR / "gtzan-cnn.tflite"
+BATCH_SIZE = 32  # slices per interpreter call
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def sidecar_path(model_path: str | os.PathLike) -> Path:
+    """The sidecar of ``<name>.tflite`` is ``<name>.json`` beside it."""
+    return Path(model_path).with_suffix(".json")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """The parsed, validated sidecar of a model."""
+
+    name: str
+    version: str
+    labels: list[str]
+    frontend: dict[str, Any]
+    mean: float
+    std: float
+    sha256: str
+    aggregation: str = "mean"
+    temperature: float = 1.0
+    metrics: dict[str, Any] = field(default_factory=dict)
+    aggregator: dict[str, Any] | None = None
+
+    @property
+    def tag(self) -> str:
+        """``name@version``, stored with every prediction so re-analysis can be skipped."""
+        return f"{self.name}@{self.version}"
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], source: str) -> ModelCard:
+        try:
+            card = cls(
+                name=str(data["name"]),
+                version=str(data["version"]),
+                labels=[str(x) for x in data["labels"]],
+                frontend=dict(data["frontend"]),
+                mean=float(data["normalization"]["mean"]),
+                std=float(data["normalization"]["std"]),
+                sha256=str(data["sha256"]),
+                aggregation=str(data.get("aggregation", "mean")),
+                temperature=float(data.get("temperature", 1.0)),
+                metrics=dict(data.get("metrics", {})),
+                aggregator=data.get("aggregator"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"sidecar {source} is incomplete: {type(exc).__name__} {exc}") from None
+        if len(card.labels) < 2 or len(set(card.labels)) != len(card.labels):
+            raise ModelError(f"sidecar {source}: labels must be at least two distinct names")
+        if set(card.frontend) != set(FRONTEND_KEYS):
+            raise ModelError(f"sidecar {source}: front-end parameters must be exactly {', '.join(FRONTEND_KEYS)}")
+        if card.frontend != frontend_params():
+            raise ModelError(f"sidecar {source}: front-end {card.frontend} differs from this version's {frontend_params()}")
+        if card.aggregation not in AGGREGATIONS + ("learned",) or card.std <= 0 or card.temperature <= 0:
+            raise ModelError(f"sidecar {source}: bad aggregation, normalisation std or temperature")
+        return card
+
+    def to_json(self) -> dict[str, Any]:
+        data = {
+            "name": self.name,
+            "version": self.version,
+            "labels": self.labels,
+            "frontend": self.frontend,
+            "normalization": {"mean": self.mean, "std": self.std},
+            "sha256": self.sha256,
+            "aggregation": self.aggregation,
+            "temperature": self.temperature,
+            "metrics": self.metrics,
+        }
+        if self.aggregator is not None:
+            data["aggregator"] = self.aggregator
+        return data
+
+
+class GenreClassifier:
+    """An int8 TFLite CNN that maps log-mel slices to genre probabilities.
+
+    Parameters
+    ----------
+    model_path : path of the ``.tflite``; its ``.json`` sidecar lies beside it.
+    num_threads : threads of the TFLite interpreter.
+    """
+
+    def __init__(self, model_path: str | os.PathLike = DEFAULT_MODEL, *, num_threads: int = 1):
+        self.path = Path(model_path)
+        self.card = self._read_card()
+        content = self.path.read_bytes()
+        if hashlib.sha256(content).hexdigest() != self.card.sha256:
+            raise ModelError(f"{self.path} does not match the sha256 in its sidecar (corrupt or replaced)")
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            self._interpreter = Interpreter(model_content=content, num_threads=max(1, num_threads))
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"{self.path} is not a loadable TFLite model: {exc}") from None
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]
+        self._check_signature()
+        self._batch = int(self._input["shape"][0])
+
+    @property
+    def labels(self) -> list[str]:
+        return self.card.labels
+
+    @property
+    def frontend(self) -> dict[str, Any]:
+        return self.card.frontend
+
+    def _read_card(self) -> ModelCard:
+        side = sidecar_path(self.path)
+        if not self.path.is_file():
+            raise ModelError(f"model file {self.path} not found")
+        if not side.is_file():
+            raise ModelError(f"model sidecar {side} not found")
+        try:
+            data = json.loads(side.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelError(f"sidecar {side} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ModelError(f"sidecar {side} is not a JSON object")
+        return ModelCard.from_json(data, str(side))
+
+    def _check_signature(self) -> None:
+        shape = tuple(int(x) for x in self._input["shape"][1:])
+        expected = (self.frontend["n_mels"], self.frontend["slice_frames"], 1)
+        if shape != expected:
+            raise ModelError(f"{self.path} takes input {shape}, its sidecar's front-end gives {expected}")
+        if self._input["dtype"] != np.int8 or self._output["dtype"] != np.int8:
+            raise ModelError(f"{self.path} is not a full-integer int8 model")
+        if int(self._output["shape"][-1]) != len(self.labels):
+            raise ModelError(f"{self.path} has {self._output['shape'][-1]} outputs for {len(self.labels)} labels")
+
+    def _resize(self, batch: int) -> None:
+        if batch != self._batch:
+            self._interpreter.resize_tensor_input(self._input["index"], [batch, *self._input["shape"][1:]])
+            self._interpreter.allocate_tensors()
+            self._batch = batch
+
+    def predict_proba(self, log_mels: np.ndarray) -> np.ndarray:
+        """Genre probabilities of each slice.
+
+        Parameters
+        ----------
+        log_mels : np.ndarray [shape=(n_slices, n_mels, slice_frames)]
+            Output of :func:`genre_model.features.log_mel_spectrogram`.
+
+        Returns
+        -------
+        P : np.ndarray [shape=(n_slices, n_labels), dtype=float32], rows sum to ~1
+        """
+        x = (np.asarray(log_mels, dtype=np.float32) - self.card.mean) / self.card.std
+        scale, zero = self._input["quantization"]
+        q = np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8)[..., None]
+        out_scale, out_zero = self._output["quantization"]
+        result = np.empty((q.shape[0], len(self.labels)), dtype=np.float32)
+        for lo in range(0, q.shape[0], BATCH_SIZE):
+            chunk = q[lo : lo + BATCH_SIZE]
+            self._resize(chunk.shape[0])
+            self._interpreter.set_tensor(self._input["index"], chunk)
+            self._interpreter.invoke()
+            raw = self._interpreter.get_tensor(self._output["index"]).astype(np.float32)
+            result[lo : lo + chunk.shape[0]] = (raw - out_zero) * out_scale
+        return result
