@@ -1,0 +1,240 @@
+"""Tag the genre of tracks by listening to them with spectrogenre's CNN.
+
+Decoding and log-mel features run in a bounded pool of worker threads (ffmpeg
+does the work outside the GIL); inference and every database write happen on
+the main thread, in query order, so parallel and serial runs agree exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
+
+import mediafile
+from beets import ui
+from beets.dbcore import types
+from beets.plugins import BeetsPlugin
+
+AGGREGATIONS = ("vote", "mean", "logsum")
+CONFIDENCE_PLACES = 3  # digits kept in the database and in file tags alike
+DEFAULT_NAMES = {"hiphop": "Hip-Hop"}  # other labels are title-cased
+
+
+class SpectrogenrePlugin(BeetsPlugin):
+    item_types = {"genre_confidence": types.FLOAT}
+    album_types = {"genre_confidence": types.FLOAT}
+
+    def __init__(self):
+        super().__init__()
+        self.config.add({
+            "auto": True,
+            "force": False,
+            "keep_existing": False,
+            "min_confidence": 0.0,
+            "count": 1,
+            "slices": 5,
+            "aggregation": None,
+            "model": None,
+            "genre_map": {},
+            "ffmpeg": None,
+            "threads": 0,
+            "timeout": 60.0,
+        })
+        self.add_media_field("genre_confidence", mediafile.MediaField(
+            mediafile.MP3DescStorageStyle("GENRE_CONFIDENCE", float_places=CONFIDENCE_PLACES),
+            mediafile.MP4StorageStyle("----:com.apple.iTunes:GENRE_CONFIDENCE", float_places=CONFIDENCE_PLACES),
+            mediafile.StorageStyle("GENRE_CONFIDENCE", float_places=CONFIDENCE_PLACES),
+            mediafile.ASFStorageStyle("spectrogenre/GenreConfidence", float_places=CONFIDENCE_PLACES),
+            out_type=float,
+        ))
+        self._clf = None
+        if self.config["auto"].get(bool):
+            self.import_stages = [self.imported]
+            self.register_listener("import_begin", self._load_on_import)
+
+    # -- model and settings -------------------------------------------------
+
+    @property
+    def classifier(self):
+        """The genre classifier, loaded on first use; a bad model is a UserError."""
+        if self._clf is None:
+            from genre_model.audio import find_ffmpeg
+            from genre_model.errors import ModelError, ParameterError
+            from genre_model.inference import DEFAULT_MODEL, GenreClassifier
+
+            path = self.config["model"].as_filename() if self.config["model"].get() else DEFAULT_MODEL
+            try:
+                find_ffmpeg(self.config["ffmpeg"].get() or None)
+                self._clf = GenreClassifier(path)
+            except (ModelError, ParameterError) as exc:
+                raise ui.UserError(f"spectrogenre: {exc}") from None
+        return self._clf
+
+    def _load_on_import(self, session):
+        self.classifier  # noqa: B018 -- fail before the import touches anything
+
+    def _genre_name(self, label):
+        names = self.config["genre_map"].get(dict) or {}
+        return str(names.get(label) or DEFAULT_NAMES.get(label) or label.title())
+
+    def _jobs(self, jobs=None):
+        return max(1, jobs or self.config["threads"].get(int) or os.cpu_count() or 1)
+
+    # -- command and import stage -------------------------------------------
+
+    def commands(self):
+        cmd = ui.Subcommand("spectrogenre", help="tag genres by listening to the audio")
+        cmd.parser.add_option("-f", "--force", action="store_true", default=None,
+                              help="re-analyse tracks already tagged and replace their genre")
+        cmd.parser.add_option("-p", "--pretend", action="store_true", default=False,
+                              help="show what would change, change nothing")
+        cmd.parser.add_option("-a", "--album", action="store_true", default=False,
+                              help="also set each album's genre by consensus of its tracks")
+        cmd.parser.add_option("-w", "--write", dest="write", action="store_true", default=None,
+                              help="write tags to the files")
+        cmd.parser.add_option("-W", "--nowrite", dest="write", action="store_false",
+                              help="do not write tags to the files")
+        cmd.parser.add_option("-j", "--jobs", type="int", default=None,
+                              help="decoding threads (default: threads setting or CPU count)")
+        cmd.func = self.command
+        return [cmd]
+
+    def command(self, lib, opts, args):
+        self.config.set_args({"force": opts.force})
+        self.classifier  # noqa: B018 -- a bad model stops us before any track is touched
+        write = ui.should_write(opts.write)
+        counts = Counter()
+        try:
+            if opts.album:
+                for album in lib.albums(args):
+                    self.tag_items(album.items(), write, opts.pretend, counts, self._jobs(opts.jobs))
+                    self.tag_album(album, opts.pretend)
+            else:
+                items = lib.items(args)
+                self.tag_items(items, write, opts.pretend, counts, self._jobs(opts.jobs),
+                               total=len(items))
+        except KeyboardInterrupt:
+            raise ui.UserError("interrupted") from None
+        finally:
+            ui.print_("spectrogenre: {analysed} analysed, {changed} changed, {skipped} skipped, "
+                      "{failed} failed".format_map(counts))
+
+    def imported(self, session, task):
+        """Tag the imported tracks; the importer writes the files afterwards if it writes tags."""
+        self.tag_items(task.imported_items(), write=False, pretend=False, counts=Counter(),
+                       jobs=self._jobs())
+        if task.is_album:
+            self.tag_album(task.album, pretend=False)
+
+    # -- the work -----------------------------------------------------------
+
+    def tag_items(self, items, write, pretend, counts, jobs, total=None):
+        """Analyse and tag ``items``; ``counts`` gathers analysed/changed/skipped/failed."""
+        from genre_model.analysis import predict_track
+        from genre_model.errors import DecodeError
+
+        progress = total is not None and total > 1 and sys.stderr.isatty()
+        for item, features in self._features(self._unskipped(items, counts), jobs):
+            position = counts["analysed"] + counts["failed"] + counts["skipped"] + 1
+            if progress:
+                print(f"\rspectrogenre: {position}/{total}", end="", file=sys.stderr)
+            try:
+                log_mels = features.result()
+            except DecodeError as exc:
+                self._log.error("{}", exc)
+                counts["failed"] += 1
+                continue
+            prediction = predict_track(self.classifier, log_mels, self._aggregation())
+            counts["analysed"] += 1
+            counts[self._apply(item, prediction, write, pretend)] += 1
+        if progress:
+            print("\r\033[K", end="", file=sys.stderr)
+
+    def _unskipped(self, items, counts):
+        for item in items:
+            if self._should_skip(item):
+                counts["skipped"] += 1
+            else:
+                yield item
+
+    def _should_skip(self, item):
+        if self.config["force"].get(bool):
+            return False
+        if item.get("genre_model") == self.classifier.card.tag:
+            return True
+        return self.config["keep_existing"].get(bool) and bool(item.genres)
+
+    def _aggregation(self):
+        if self.config["aggregation"].get() is None:
+            return None
+        return self.config["aggregation"].as_choice(AGGREGATIONS)
+
+    def _features(self, items, jobs):
+        """Yield ``(item, future of its log-mel slices)`` in order, at most 2 * jobs in flight."""
+        from genre_model.analysis import track_log_mels
+
+        options = {
+            "n_slices": self.config["slices"].get(int),
+            "ffmpeg": self.config["ffmpeg"].get() or None,
+            "timeout": self.config["timeout"].as_number(),
+        }
+        frontend = self.classifier.frontend
+        pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="spectrogenre")
+        pending = deque()
+        try:
+            for item in items:
+                pending.append((item, pool.submit(track_log_mels, item.path, frontend,
+                                                  duration=item.length or None, **options)))
+                if len(pending) >= 2 * jobs:
+                    yield pending.popleft()
+            while pending:
+                yield pending.popleft()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _apply(self, item, prediction, write, pretend):
+        """Store (and write) one prediction; return "changed", "unchanged" or "failed"."""
+        threshold = self.config["min_confidence"].as_number()
+        top = prediction.top(self.config["count"].get(int))
+        old = list(item.genres)
+        new = [self._genre_name(label) for label, score in top if score >= threshold] or old
+        confidence = round(prediction.confidence, CONFIDENCE_PLACES)
+        self._report(pretend, "{0.artist} - {0.title}: {1} {2:.2f} (was: {3})", item,
+                     self._genre_name(prediction.genre), confidence, ", ".join(old) or "no genre")
+        if not pretend:
+            item.genres = new
+            item.genre_confidence = confidence
+            item.genre_model = self.classifier.card.tag
+            if write and not item.try_write():
+                item.load()  # the file is unchanged, so the database stays as it was
+                return "failed"
+            item.store()
+        return "changed" if new != old else "unchanged"
+
+    def _report(self, pretend, template, *args):
+        """One line per track: printed when pretending, else logged (shown with -v)."""
+        if pretend:
+            ui.print_(template.format(*args))
+        else:
+            self._log.info(template, *args)
+
+    def tag_album(self, album, pretend):
+        """Set the album's genres by its tracks' genres, weighted by confidence."""
+        tag = self.classifier.card.tag
+        weights = Counter()
+        for item in album.items():
+            if item.get("genre_model") == tag and item.genres:
+                weights[item.genres[0]] += item.get("genre_confidence", 0.0)
+        if not weights:
+            return
+        genres = [name for name, _ in weights.most_common(self.config["count"].get(int))]
+        share = round(weights[genres[0]] / sum(weights.values()), CONFIDENCE_PLACES)
+        self._report(pretend, "album {0.albumartist} - {0.album}: {1} {2:.2f} (was: {3})", album,
+                     ", ".join(genres), share, ", ".join(album.genres) or "no genre")
+        if pretend:
+            return
+        album.genres = genres
+        album.genre_confidence = share
+        album.store(inherit=False)
