@@ -23,8 +23,8 @@ DEFAULT_NAMES = {"hiphop": "Hip-Hop"}  # other labels are title-cased
 
 
 class SpectrogenrePlugin(BeetsPlugin):
-    item_types = {"genre_confidence": types.FLOAT}
-    album_types = {"genre_confidence": types.FLOAT}
+    item_types = {"genre_confidence": types.Float(CONFIDENCE_PLACES)}
+    album_types = {"genre_confidence": types.Float(CONFIDENCE_PLACES)}
 
     def __init__(self):
         super().__init__()
@@ -147,8 +147,9 @@ class SpectrogenrePlugin(BeetsPlugin):
                 counts["failed"] += 1
                 continue
             prediction = predict_track(self.classifier, log_mels, self._aggregation())
-            counts["analysed"] += 1
-            counts[self._apply(item, prediction, write, pretend)] += 1
+            outcome = self._apply(item, prediction, write, pretend)
+            counts[outcome] += 1
+            counts["analysed"] += outcome != "failed"
         if progress:
             print("\r\033[K", end="", file=sys.stderr)
 

@@ -1,0 +1,211 @@
+"""End-to-end tests of the beets plugin: real files, a real library, the shipped model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections import Counter
+
+import mutagen
+import pytest
+from conftest import FFMPEG, MODEL, REPO, RECORDINGS, Beets, requires_model
+
+pytestmark = requires_model
+LABEL_NAMES = {"Blues", "Classical", "Country", "Disco", "Hip-Hop", "Jazz", "Metal", "Pop", "Reggae", "Rock"}
+MODEL_NAME = json.loads(MODEL.with_suffix(".json").read_text())["name"] if MODEL.is_file() else ""
+TITLES = sorted(title for _, title in RECORDINGS.values())
+
+
+def summary(output: str) -> str:
+    (line,) = [ln for ln in output.splitlines() if ln.startswith("spectrogenre: ") and "analysed" in ln]
+    return line.removeprefix("spectrogenre: ")
+
+
+def tagged(beets: Beets, key: str = "title") -> dict[str, tuple[str, str]]:
+    """key (title): (genres, confidence) of every item the model has analysed."""
+    return {row[key] if key != "title" else title: (row["genres"], row["genre_confidence"])
+            for title, row in beets.items().items() if row["genre_model"]}
+
+
+def file_tags(path: str) -> tuple[list[str], float]:
+    """Genres and confidence as stored in the file's own tag format."""
+    f = mutagen.File(path)
+    if isinstance(f.tags, mutagen.id3.ID3):  # MP3 and WAV
+        return list(f.tags["TCON"].text), float(f.tags["TXXX:GENRE_CONFIDENCE"].text[0])
+    if isinstance(f, mutagen.mp4.MP4):
+        return list(f.tags["\xa9gen"]), float(f.tags["----:com.apple.iTunes:GENRE_CONFIDENCE"][0].decode())
+    return list(f.tags["genre"]), float(f.tags["genre_confidence"][0])  # Vorbis comments
+
+
+@pytest.fixture
+def album(beets, audio) -> Beets:
+    """The four demo recordings imported as one album, without analysis."""
+    beets.configure(auto="no")
+    beets("import", "-A", "-q", str(audio / "album"))
+    return beets
+
+
+def test_import_tags_every_format_and_tags_round_trip(beets, audio, tmp_path):
+    beets("import", "-A", "-q", "-s", str(audio / "formats"))
+    tags = tagged(beets, key="format")
+    assert sorted(tags) == ["AAC", "FLAC", "MP3", "OGG", "Opus", "WAVE"]
+    for genres, confidence in tags.values():
+        assert genres in LABEL_NAMES and 0 < float(confidence) <= 1
+    # the same audio in six codecs: the same genre
+    assert len({genres for genres, _ in tags.values()}) == 1
+
+    assert "6 analysed" in summary(beets("spectrogenre", "--force", "--write"))
+    for row in beets.items().values():
+        assert file_tags(row["path"]) == ([row["genres"]], float(row["genre_confidence"])), row["path"]
+
+    again = Beets(tmp_path / "again", "  auto: no\n")
+    again("import", "-A", "-q", "-s", str(beets.music))
+    assert tagged(again) == {}
+    assert sorted((row["genres"], row["genre_confidence"]) for row in again.items().values()) == sorted(
+        tags.values()), "genre and confidence are read back on import"
+    assert again.ls("genre_confidence:0.001..") == again.ls()
+
+
+def test_album_import_sets_track_and_album_genres(beets, audio):
+    beets("import", "-A", "-q", str(audio / "album"))
+    tags = tagged(beets)
+    assert sorted(tags) == TITLES
+    weights = Counter()
+    for genres, confidence in tags.values():
+        weights[genres] += float(confidence)
+    (album_line,) = beets.ls(album=True, fmt="$genres")
+    assert album_line == weights.most_common(1)[0][0]
+    assert beets.ls(f"genre:{album_line}", album=True, fmt="$album") == ["Demo Sampler"]
+
+
+def test_genre_and_confidence_queries(album):
+    assert "4 analysed" in summary(album("spectrogenre"))
+    tags = tagged(album)
+    for title, (genres, _) in tags.items():
+        assert title in album.ls(f"genre:{genres}")
+        assert title in album.ls(f"genres:{genres}")
+    confidences = sorted(float(conf) for _, conf in tags.values())
+    threshold = confidences[len(confidences) // 2]
+    expected = sorted(t for t, (_, conf) in tags.items() if float(conf) >= threshold)
+    assert album.ls(f"genre_confidence:{threshold}..") == expected
+    assert album.ls("genre_confidence:..-0.5") == []
+
+
+def test_skipping_forcing_and_parallel_runs(album):
+    album("spectrogenre", "--jobs", "1")
+    serial = tagged(album)
+    assert summary(album("spectrogenre")) == "0 analysed, 0 changed, 4 skipped, 0 failed"
+    album("modify", "-y", "title:Vibe Ace", f"genre_model={MODEL_NAME}@0.0.0-old")
+    assert summary(album("spectrogenre")).startswith("1 analysed, 0 changed, 3 skipped")
+    assert summary(album("spectrogenre", "--force", "--jobs", "4")).startswith("4 analysed, 0 changed, 0 skipped")
+    assert tagged(album) == serial, "parallel and serial runs write the same genres and confidences"
+
+
+def test_pretend_changes_neither_database_nor_files(album):
+    before = album.snapshot()
+    out = album("spectrogenre", "--pretend", "--write", "--album")
+    assert summary(out) == "4 analysed, 4 changed, 0 skipped, 0 failed"
+    assert sum(" (was: no genre)" in line for line in out.splitlines()) == 4
+    assert album.snapshot() == before
+
+
+def test_keep_existing_leaves_genred_tracks_alone(album):
+    album("modify", "-y", "title:Vibe Ace", "genres=Rock")
+    album.configure(keep_existing="yes")
+    assert summary(album("spectrogenre")).endswith("1 skipped, 0 failed")
+    assert album.fields("Vibe Ace")["genres"] == "Rock"
+    assert album.fields("Vibe Ace")["genre_model"] == ""
+    album("spectrogenre", "--force")
+    assert album.fields("Vibe Ace")["genre_model"].startswith(f"{MODEL_NAME}@")
+
+
+def test_min_confidence_keeps_genre_but_stores_confidence(album):
+    album("modify", "-y", "title:Vibe Ace", "genres=Rock")
+    album.configure(min_confidence="1.01")
+    album("spectrogenre")
+    tags = tagged(album)
+    assert tags["Vibe Ace"][0] == "Rock"
+    assert all(genres == "" for title, (genres, _) in tags.items() if title != "Vibe Ace")
+    assert all(0 < float(conf) <= 1 for _, conf in tags.values())
+
+
+def test_count_keeps_top_genres_best_first(album):
+    album("spectrogenre")
+    top = {title: genres for title, (genres, _) in tagged(album).items()}
+    album.configure(count="3", genre_map="{jazz: Jazz Music}")
+    album("spectrogenre", "--force")
+    for title, (genres, _) in tagged(album).items():
+        names = genres.split("; ")
+        assert len(names) == 3 and len(set(names)) == 3
+        assert names[0] == top[title].replace("Jazz", "Jazz Music")
+
+
+def test_broken_files_are_logged_and_left_untouched(album, audio):
+    album("import", "-A", "-q", "-s", str(audio / "bad"))
+    corrupt = album.fields("Vibe Ace")["path"]
+    with open(corrupt, "r+b") as f:  # keep the tag header, replace the audio by junk
+        f.truncate(1024)
+        f.seek(1024)
+        f.write(bytes(range(256)) * 256)
+    silent = album.fields("Silence")["path"]
+    before = {title: album.state(title) for title in ("Vibe Ace", "Silence")}
+
+    out = album("spectrogenre", "--write")
+    assert summary(out) == "3 analysed, 3 changed, 0 skipped, 2 failed"
+    assert sum(corrupt in line for line in out.splitlines()) == 1
+    assert sum(silent in line and "silent (" in line for line in out.splitlines()) == 1
+    assert "Traceback" not in out
+    assert {title: album.state(title) for title in before} == before
+    assert len(tagged(album)) == 3
+
+
+def test_import_goes_on_past_a_silent_file(beets, audio):
+    out = beets("import", "-A", "-q", "-s", str(audio / "bad"), str(audio / "album"))
+    assert sum("silence.flac" in line and "silent (" in line for line in out.splitlines()) == 1
+    assert sorted(tagged(beets)) == TITLES
+    assert beets.fields("Silence")["genre_model"] == ""
+
+
+def test_write_failure_leaves_database_as_file(album):
+    path = album.fields("Vibe Ace")["path"]
+    # ADTS AAC: ffmpeg decodes it, mutagen cannot tag it
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-i", path, "-c:a", "aac", "-f", "adts", path + ".aac"],
+                   check=True)
+    shutil.move(path + ".aac", path)
+    before = album.state("Vibe Ace")
+    out = album("spectrogenre", "--write")
+    assert summary(out) == "3 analysed, 3 changed, 0 skipped, 1 failed"
+    assert sum(path in line for line in out.splitlines()) == 1
+    assert album.state("Vibe Ace") == before
+
+
+def test_timeout_is_a_logged_failure(album):
+    album.configure(timeout="0.001")
+    out = album("spectrogenre")
+    assert summary(out) == "0 analysed, 0 changed, 0 skipped, 4 failed"
+    assert sum("took longer than" in line for line in out.splitlines()) == 4
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+def test_bad_model_stops_before_any_track(album, tmp_path, damage):
+    model = tmp_path / "models" / "broken.tflite"
+    if damage == "corrupt":
+        model.parent.mkdir()
+        shutil.copy(MODEL.with_suffix(".json"), model.with_suffix(".json"))
+        model.write_bytes(MODEL.read_bytes()[:1000])
+    album.configure(model=str(model))
+    before = album.snapshot()
+    proc = album.run("spectrogenre", check=False)
+    assert proc.returncode == 1
+    (line,) = proc.output.strip().splitlines()
+    assert line.startswith("error: spectrogenre: ") and str(model) in line
+    assert album.snapshot() == before
+
+
+def test_loading_the_plugin_imports_no_numpy_or_model():
+    code = ("import sys, beets.plugins, beetsplug.spectrogenre;"
+            "print(sorted({'numpy', 'genre_model', 'ai_edge_litert'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
