@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter, deque
+from contextlib import closing
 from concurrent.futures import ThreadPoolExecutor
 
 import mediafile
@@ -109,8 +110,8 @@ class SpectrogenrePlugin(BeetsPlugin):
         try:
             if opts.album:
                 for album in lib.albums(args):
-                    self.tag_items(album.items(), write, opts.pretend, counts, self._jobs(opts.jobs))
-                    self.tag_album(album, opts.pretend)
+                    votes = self.tag_items(album.items(), write, opts.pretend, counts, self._jobs(opts.jobs))
+                    self.tag_album(album, votes, opts.pretend)
             else:
                 items = lib.items(args)
                 self.tag_items(items, write, opts.pretend, counts, self._jobs(opts.jobs),
@@ -123,35 +124,43 @@ class SpectrogenrePlugin(BeetsPlugin):
 
     def imported(self, session, task):
         """Tag the imported tracks; the importer writes the files afterwards if it writes tags."""
-        self.tag_items(task.imported_items(), write=False, pretend=False, counts=Counter(),
-                       jobs=self._jobs())
+        votes = self.tag_items(task.imported_items(), write=False, pretend=False, counts=Counter(),
+                               jobs=self._jobs())
         if task.is_album:
-            self.tag_album(task.album, pretend=False)
+            self.tag_album(task.album, votes, pretend=False)
 
     # -- the work -----------------------------------------------------------
 
     def tag_items(self, items, write, pretend, counts, jobs, total=None):
-        """Analyse and tag ``items``; ``counts`` gathers analysed/changed/skipped/failed."""
+        """Analyse and tag ``items``; ``counts`` gathers analysed/changed/skipped/failed.
+
+        Returns each analysed item's top genre and confidence by item id.
+        """
         from genre_model.analysis import predict_track
         from genre_model.errors import DecodeError
 
         progress = total is not None and total > 1 and sys.stderr.isatty()
-        for item, features in self._features(self._unskipped(items, counts), jobs):
-            position = counts["analysed"] + counts["failed"] + counts["skipped"] + 1
-            if progress:
-                print(f"\rspectrogenre: {position}/{total}", end="", file=sys.stderr)
-            try:
-                log_mels = features.result()
-            except DecodeError as exc:
-                self._log.error("{}", exc)
-                counts["failed"] += 1
-                continue
-            prediction = predict_track(self.classifier, log_mels, self._aggregation())
-            outcome = self._apply(item, prediction, write, pretend)
-            counts[outcome] += 1
-            counts["analysed"] += outcome != "failed"
+        votes = {}
+        with closing(self._features(self._unskipped(items, counts), jobs)) as analysed:
+            for item, features in analysed:
+                if progress:
+                    done = counts["analysed"] + counts["failed"] + counts["skipped"]
+                    print(f"\rspectrogenre: {done + 1}/{total}", end="", file=sys.stderr)
+                try:
+                    log_mels = features.result()
+                except DecodeError as exc:
+                    self._log.error("{}", exc)
+                    counts["failed"] += 1
+                    continue
+                prediction = predict_track(self.classifier, log_mels, self._aggregation())
+                outcome = self._apply(item, prediction, write, pretend)
+                counts[outcome] += 1
+                if outcome != "failed":
+                    counts["analysed"] += 1
+                    votes[item.id] = (self._genre_name(prediction.genre), prediction.confidence)
         if progress:
             print("\r\033[K", end="", file=sys.stderr)
+        return votes
 
     def _unskipped(self, items, counts):
         for item in items:
@@ -200,10 +209,12 @@ class SpectrogenrePlugin(BeetsPlugin):
         threshold = self.config["min_confidence"].as_number()
         top = prediction.top(self.config["count"].get(int))
         old = list(item.genres)
-        new = [self._genre_name(label) for label, score in top if score >= threshold] or old
+        accepted = [self._genre_name(label) for label, score in top if score >= threshold]
+        new = accepted or old
         confidence = round(prediction.confidence, CONFIDENCE_PLACES)
-        self._report(pretend, "{0.artist} - {0.title}: {1} {2:.2f} (was: {3})", item,
-                     self._genre_name(prediction.genre), confidence, ", ".join(old) or "no genre")
+        shown = ", ".join(accepted) or f"{self._genre_name(prediction.genre)} below min_confidence"
+        self._report(pretend, "{0.artist} - {0.title}: {1} {2:.2f} (was: {3})", item, shown,
+                     confidence, ", ".join(old) or "no genre")
         if not pretend:
             item.genres = new
             item.genre_confidence = confidence
@@ -221,13 +232,22 @@ class SpectrogenrePlugin(BeetsPlugin):
         else:
             self._log.info(template, *args)
 
-    def tag_album(self, album, pretend):
-        """Set the album's genres by its tracks' genres, weighted by confidence."""
+    def tag_album(self, album, votes, pretend):
+        """Set the album's genres by its tracks' genres weighted by confidence.
+
+        ``votes`` are this run's predictions; tracks analysed earlier by the
+        same model vote with their stored genre and confidence.
+        """
         tag = self.classifier.card.tag
         weights = Counter()
         for item in album.items():
-            if item.get("genre_model") == tag and item.genres:
-                weights[item.genres[0]] += item.get("genre_confidence", 0.0)
+            if item.id in votes:
+                genre, confidence = votes[item.id]
+            elif item.get("genre_model") == tag and item.genres:
+                genre, confidence = item.genres[0], item.get("genre_confidence", 0.0)
+            else:
+                continue
+            weights[genre] += confidence
         if not weights:
             return
         genres = [name for name, _ in weights.most_common(self.config["count"].get(int))]

@@ -107,7 +107,8 @@ def test_pretend_changes_neither_database_nor_files(album):
     before = album.snapshot()
     out = album("spectrogenre", "--pretend", "--write", "--album")
     assert summary(out) == "4 analysed, 4 changed, 0 skipped, 0 failed"
-    assert sum(" (was: no genre)" in line for line in out.splitlines()) == 4
+    assert sum(" (was: no genre)" in line for line in out.splitlines()) == 5
+    assert sum(line.startswith("album Various Artists - Demo Sampler: ") for line in out.splitlines()) == 1
     assert album.snapshot() == before
 
 
