@@ -8,9 +8,11 @@ the main thread, in query order, so parallel and serial runs agree exactly.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from collections import Counter, deque
-from contextlib import closing
+from contextlib import closing, contextmanager, nullcontext
 from concurrent.futures import ThreadPoolExecutor
 
 import mediafile
@@ -21,6 +23,19 @@ from beets.plugins import BeetsPlugin
 AGGREGATIONS = ("vote", "mean", "logsum")
 CONFIDENCE_PLACES = 3  # digits kept in the database and in file tags alike
 DEFAULT_NAMES = {"hiphop": "Hip-Hop"}  # other labels are title-cased
+
+
+@contextmanager
+def interrupt_deferred():
+    """Let Ctrl-C take effect only after the block, so no track is left half updated."""
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda *_: received.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            raise KeyboardInterrupt
 
 
 class SpectrogenrePlugin(BeetsPlugin):
@@ -212,17 +227,19 @@ class SpectrogenrePlugin(BeetsPlugin):
         accepted = [self._genre_name(label) for label, score in top if score >= threshold]
         new = accepted or old
         confidence = round(prediction.confidence, CONFIDENCE_PLACES)
+        if not pretend:
+            main = threading.current_thread() is threading.main_thread()
+            with interrupt_deferred() if main else nullcontext():
+                item.genres = new
+                item.genre_confidence = confidence
+                item.genre_model = self.classifier.card.tag
+                if write and not item.try_write():
+                    item.load()  # the file is unchanged, so the database stays as it was
+                    return "failed"
+                item.store()
         shown = ", ".join(accepted) or f"{self._genre_name(prediction.genre)} below min_confidence"
         self._report(pretend, "{0.artist} - {0.title}: {1} {2:.2f} (was: {3})", item, shown,
                      confidence, ", ".join(old) or "no genre")
-        if not pretend:
-            item.genres = new
-            item.genre_confidence = confidence
-            item.genre_model = self.classifier.card.tag
-            if write and not item.try_write():
-                item.load()  # the file is unchanged, so the database stays as it was
-                return "failed"
-            item.store()
         return "changed" if new != old else "unchanged"
 
     def _report(self, pretend, template, *args):

@@ -95,10 +95,18 @@ class Beets:
             for key, value in options.items():
                 f.write(f"  {key}: {value}\n")
 
+    @property
+    def env(self) -> dict[str, str]:
+        return dict(os.environ, BEETSDIR=str(self.root), HOME=str(self.root),
+                    PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+
+    def popen(self, *args: str) -> subprocess.Popen:
+        """Start ``beet`` without waiting for it."""
+        return subprocess.Popen([sys.executable, "-m", "beets", *args], env=self.env, text=True,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        env = dict(os.environ, BEETSDIR=str(self.root), HOME=str(self.root),
-                   PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-        proc = subprocess.run([sys.executable, "-m", "beets", *args], env=env, capture_output=True,
+        proc = subprocess.run([sys.executable, "-m", "beets", *args], env=self.env, capture_output=True,
                               text=True, timeout=300, stdin=subprocess.DEVNULL)
         proc.output = proc.stdout + proc.stderr
         if check and proc.returncode != 0:

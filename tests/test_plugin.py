@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 
 import mutagen
@@ -210,3 +212,20 @@ def test_loading_the_plugin_imports_no_numpy_or_model():
             "print(sorted({'numpy', 'genre_model', 'ai_edge_litert'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_ctrl_c_stops_promptly_and_leaves_no_half_tagged_track(album, audio):
+    album("import", "-A", "-q", "-s", str(audio / "formats"))
+    proc = album.popen("-v", "spectrogenre", "--jobs", "1")
+    for line in proc.stderr:
+        if " (was: " in line:  # the first track is done
+            break
+    interrupted = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert time.monotonic() - interrupted < 10
+    assert proc.returncode == 1 and "interrupted" in err
+    rows = album.items().values()
+    assert 1 <= sum(bool(row["genre_model"]) for row in rows) < len(rows)
+    for row in rows:  # all three fields, or none (files without the tag read as confidence 0)
+        assert bool(row["genre_model"]) == bool(row["genres"]) == (float(row["genre_confidence"]) > 0), row
