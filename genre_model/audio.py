@@ -22,6 +22,7 @@ from .errors import DecodeError, ParameterError
 
 PathLike = str | bytes | os.PathLike
 DECODE_TIMEOUT_S = 60.0  # one ffmpeg call; a hung decoder is abandoned after this
+PREROLL_S = 0.1  # decoded before each segment and dropped: lossy decoders need a frame or two after a seek
 _DURATION_RE = re.compile(rb"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
 
 
@@ -108,8 +109,10 @@ def decode_segments(
 ) -> np.ndarray:
     """Decode ``len(starts)`` segments of ``duration`` seconds in one ffmpeg process.
 
-    Each segment is read with input seeking (``-ss`` before its ``-i``), mixed to
-    mono and resampled to ``sr``; a segment that runs past the end is zero-padded.
+    Each segment is read with input seeking (``-ss`` before its ``-i``) from
+    ``PREROLL_S`` before its start (dropped again, so that MP3 and AAC decoders
+    have warmed up), mixed to mono and resampled to ``sr``; a segment that runs
+    past the end is zero-padded.
 
     Returns
     -------
@@ -127,9 +130,12 @@ def decode_segments(
     cmd: list[bytes | str] = [exe, "-hide_banner", "-nostdin", "-v", "error"]
     chains = []
     for i, start in enumerate(starts):
-        cmd += ["-ss", f"{max(start, 0.0):.4f}", "-t", f"{duration + 0.1:.4f}", "-i", source]
+        start = max(float(start), 0.0)
+        preroll = min(PREROLL_S, start)
+        cmd += ["-ss", f"{start - preroll:.6f}", "-t", f"{duration + preroll + 0.1:.6f}", "-i", source]
         chains.append(
             f"[{i}:a:0]aformat=sample_fmts=flt:sample_rates={sr}:channel_layouts=mono,"
+            f"atrim=start_sample={int(round(preroll * sr))},asetpts=PTS-STARTPTS,"
             f"apad=whole_len={n_samples},atrim=end_sample={n_samples}[s{i}]"
         )
     labels = "".join(f"[s{i}]" for i in range(len(starts)))

@@ -32,9 +32,21 @@ def sha256_of(path: str | os.PathLike) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+FLOAT_SUFFIX = ".float.tflite"  # the float twin of <name>.tflite is <name>.float.tflite
+
+
 def sidecar_path(model_path: str | os.PathLike) -> Path:
-    """The sidecar of ``<name>.tflite`` is ``<name>.json`` beside it."""
-    return Path(model_path).with_suffix(".json")
+    """The sidecar of ``<name>.tflite`` (and of its float twin) is ``<name>.json`` beside it."""
+    path = Path(model_path)
+    if path.name.endswith(FLOAT_SUFFIX):
+        return path.with_name(path.name[: -len(FLOAT_SUFFIX)] + ".json")
+    return path.with_suffix(".json")
+
+
+def float_twin_path(model_path: str | os.PathLike) -> Path:
+    """Where the float32 twin of an int8 model lies (it may not exist)."""
+    path = Path(model_path)
+    return path.with_name(path.stem + FLOAT_SUFFIX)
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,7 @@ class ModelCard:
     mean: float
     std: float
     sha256: str
+    float_sha256: str | None = None
     aggregation: str = "mean"
     temperature: float = 1.0
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -69,6 +82,7 @@ class ModelCard:
                 mean=float(data["normalization"]["mean"]),
                 std=float(data["normalization"]["std"]),
                 sha256=str(data["sha256"]),
+                float_sha256=data.get("float_sha256"),
                 aggregation=str(data.get("aggregation", "mean")),
                 temperature=float(data.get("temperature", 1.0)),
                 metrics=dict(data.get("metrics", {})),
@@ -94,6 +108,7 @@ class ModelCard:
             "frontend": self.frontend,
             "normalization": {"mean": self.mean, "std": self.std},
             "sha256": self.sha256,
+            "float_sha256": self.float_sha256,
             "aggregation": self.aggregation,
             "temperature": self.temperature,
             "metrics": self.metrics,
@@ -109,14 +124,17 @@ class GenreClassifier:
     Parameters
     ----------
     model_path : path of the ``.tflite``; its ``.json`` sidecar lies beside it.
+        The float twin ``<name>.float.tflite`` (for evaluation) loads the same way.
     num_threads : threads of the TFLite interpreter.
     """
 
     def __init__(self, model_path: str | os.PathLike = DEFAULT_MODEL, *, num_threads: int = 1):
         self.path = Path(model_path)
         self.card = self._read_card()
+        self.is_float = self.path.name.endswith(FLOAT_SUFFIX)
         content = self.path.read_bytes()
-        if hashlib.sha256(content).hexdigest() != self.card.sha256:
+        expected = self.card.float_sha256 if self.is_float else self.card.sha256
+        if hashlib.sha256(content).hexdigest() != expected:
             raise ModelError(f"{self.path} does not match the sha256 in its sidecar (corrupt or replaced)")
         from ai_edge_litert.interpreter import Interpreter
 
@@ -157,7 +175,8 @@ class GenreClassifier:
         expected = (self.frontend["n_mels"], self.frontend["slice_frames"], 1)
         if shape != expected:
             raise ModelError(f"{self.path} takes input {shape}, its sidecar's front-end gives {expected}")
-        if self._input["dtype"] != np.int8 or self._output["dtype"] != np.int8:
+        dtype = np.float32 if self.is_float else np.int8
+        if self._input["dtype"] != dtype or self._output["dtype"] != dtype:
             raise ModelError(f"{self.path} is not a full-integer int8 model")
         if int(self._output["shape"][-1]) != len(self.labels):
             raise ModelError(f"{self.path} has {self._output['shape'][-1]} outputs for {len(self.labels)} labels")
@@ -181,9 +200,12 @@ class GenreClassifier:
         P : np.ndarray [shape=(n_slices, n_labels), dtype=float32], rows sum to ~1
         """
         x = (np.asarray(log_mels, dtype=np.float32) - self.card.mean) / self.card.std
-        scale, zero = self._input["quantization"]
-        q = np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8)[..., None]
-        out_scale, out_zero = self._output["quantization"]
+        if self.is_float:
+            q, (out_scale, out_zero) = x[..., None], (1.0, 0.0)
+        else:
+            scale, zero = self._input["quantization"]
+            q = np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8)[..., None]
+            out_scale, out_zero = self._output["quantization"]
         result = np.empty((q.shape[0], len(self.labels)), dtype=np.float32)
         for lo in range(0, q.shape[0], BATCH_SIZE):
             chunk = q[lo : lo + BATCH_SIZE]

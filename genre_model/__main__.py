@@ -1,0 +1,124 @@
+"""``python -m genre_model train|evaluate|predict``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from .aggregate import AGGREGATIONS
+from .constants import N_SLICES
+from .errors import GenreModelError
+from .inference import DEFAULT_MODEL
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m genre_model", description=__doc__.split("\n")[0]
+                                     + ": the genre model of spectrogenre.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a model on labelled audio (needs the [train] extra)",
+                           description="Train the CNN on <DATA>/<genre>/<file> (or a split list), "
+                           "convert it to int8 TFLite and evaluate it on the validation split.")
+    train.add_argument("data", help="folder with <genre>/<file> audio and splits/<name>.txt lists")
+    train.add_argument("--out", default=str(DEFAULT_MODEL), help="model path to write (default: %(default)s)")
+    train.add_argument("--split", default="train", help="training split (default: %(default)s)")
+    train.add_argument("--valid-split", default="valid", help="split to evaluate on ('' for none)")
+    train.add_argument("--epochs", type=int, default=40)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--version", default="1.0.0", help="model version stored in the sidecar")
+
+    ev = sub.add_parser("evaluate", help="track-level accuracy of a model on a labelled split",
+                        description="Evaluate a model (and its float twin, when present) at track level.")
+    ev.add_argument("data", help="folder with <genre>/<file> audio and splits/<name>.txt lists")
+    ev.add_argument("--model", default=str(DEFAULT_MODEL), help="the .tflite (default: the shipped model)")
+    ev.add_argument("--split", default="valid", help="split list to evaluate ('' for every file)")
+    ev.add_argument("--slices", type=int, default=N_SLICES, help="slices per track (default: %(default)s)")
+    ev.add_argument("--aggregation", choices=AGGREGATIONS, help="default: the model's own")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.add_argument("--plot", metavar="FILE.png", help="draw the confusion matrix (needs matplotlib)")
+
+    pr = sub.add_parser("predict", help="print the genre of audio files",
+                        description="Print genre, confidence and the top 3 genres of each file.")
+    pr.add_argument("files", nargs="+")
+    pr.add_argument("--model", default=str(DEFAULT_MODEL))
+    pr.add_argument("--slices", type=int, default=N_SLICES)
+    pr.add_argument("--aggregation", choices=AGGREGATIONS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    package_log = logging.getLogger("genre_model")
+    package_log.addHandler(handler)
+    package_log.setLevel(logging.INFO)
+    package_log.propagate = False
+    try:
+        if args.command == "train":
+            return _train(args)
+        if args.command == "evaluate":
+            return _evaluate(args)
+        return _predict(args)
+    except GenreModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _train(args) -> int:
+    try:
+        from .training.train import TrainConfig, train
+    except ImportError as exc:
+        print(f"error: training needs the [train] extra (pip install '.[train]'): {exc}", file=sys.stderr)
+        return 1
+    report = train(TrainConfig(data=args.data, out=args.out, train_split=args.split,
+                               valid_split=args.valid_split or None, epochs=args.epochs,
+                               seed=args.seed, version=args.version))
+    print(json.dumps(report.get("valid", {}), indent=2))
+    return 0
+
+
+def _evaluate(args) -> int:
+    from .evaluate import evaluate
+
+    report = evaluate(args.data, args.model, split=args.split or None, n_slices=args.slices,
+                      aggregation=args.aggregation)
+    if args.plot:
+        from .plots import plot_confusion
+
+        plot_confusion(report["confusion"], args.plot, title=f"{report['model']} on {args.split}")
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"{report['model']} on {report['split']}: {report['n_tracks']} tracks")
+        for key in ("track_accuracy", "balanced_accuracy", "slice_accuracy"):
+            twin = report.get("float", {}).get(key)
+            print(f"  {key:18} {report[key]:.3f}" + (f"   float twin {twin:.3f}" if twin is not None else ""))
+        for genre, recall in report["per_genre_recall"].items():
+            print(f"  recall {genre:11} {recall:.3f}")
+    return 0
+
+
+def _predict(args) -> int:
+    from .analysis import analyse_file
+    from .errors import DecodeError
+    from .inference import GenreClassifier
+
+    classifier = GenreClassifier(args.model)
+    status = 0
+    for path in args.files:
+        try:
+            p = analyse_file(path, classifier, n_slices=args.slices, aggregation=args.aggregation)
+        except DecodeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        top = ", ".join(f"{g} {s:.2f}" for g, s in p.top(3))
+        print(f"{path}: {p.genre} {p.confidence:.2f} (top 3: {top})")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

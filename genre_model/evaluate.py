@@ -1,0 +1,98 @@
+"""Track-level evaluation of a TFLite model on a labelled split (runtime dependencies only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .aggregate import AGGREGATIONS, track_scores
+from .analysis import track_log_mels
+from .constants import N_SLICES
+from .dataset import LabelledTrack, read_tracks
+from .inference import GenreClassifier, float_twin_path
+
+
+@dataclass(frozen=True)
+class SplitOutputs:
+    """Slice probabilities of every track of a split, with the true labels."""
+
+    tracks: list[LabelledTrack]
+    targets: np.ndarray  # (n_tracks,) label indices
+    slice_probabilities: list[np.ndarray]  # per track: (n_slices, n_labels)
+
+
+def split_log_mels(tracks: list[LabelledTrack], frontend: dict, *, n_slices: int = N_SLICES) -> list[np.ndarray]:
+    """Log-mel slices of each track, taken exactly as the plugin takes them."""
+    return [track_log_mels(t.path, frontend, n_slices=n_slices) for t in tracks]
+
+
+def run_split(classifier: GenreClassifier, tracks: list[LabelledTrack], log_mels: list[np.ndarray]) -> SplitOutputs:
+    """Classify every slice of every track."""
+    index = {label: i for i, label in enumerate(classifier.labels)}
+    targets = np.array([index[t.genre] for t in tracks])
+    return SplitOutputs(tracks, targets, [classifier.predict_proba(s) for s in log_mels])
+
+
+def classification_metrics(targets: np.ndarray, predictions: np.ndarray, labels: list[str]) -> dict[str, Any]:
+    """Accuracy, balanced accuracy, per-genre recall and the confusion matrix (rows: truth)."""
+    n = len(labels)
+    confusion = np.zeros((n, n), dtype=int)
+    np.add.at(confusion, (targets, predictions), 1)
+    support = confusion.sum(axis=1)
+    present = support > 0
+    recall = np.divide(np.diag(confusion), support, out=np.zeros(n), where=present)
+    return {
+        "accuracy": float(np.mean(targets == predictions)),
+        "balanced_accuracy": float(recall[present].mean()),
+        "per_genre_recall": {labels[i]: round(float(recall[i]), 4) for i in range(n) if present[i]},
+        "confusion": {"labels": labels, "matrix": confusion.tolist()},
+    }
+
+
+def summarise(outputs: SplitOutputs, labels: list[str], aggregation: str, temperature: float = 1.0) -> dict[str, Any]:
+    """The JSON-ready evaluation of one model on one split."""
+    scores = np.stack([track_scores(p, aggregation, temperature=temperature) for p in outputs.slice_probabilities])
+    metrics = classification_metrics(outputs.targets, scores.argmax(axis=1), labels)
+    slice_hits = np.concatenate([p.argmax(axis=1) == y for p, y in zip(outputs.slice_probabilities, outputs.targets)])
+    by_method = {}
+    for method in AGGREGATIONS:
+        s = np.stack([track_scores(p, method) for p in outputs.slice_probabilities])
+        by_method[method] = round(float(np.mean(s.argmax(axis=1) == outputs.targets)), 4)
+    return {
+        "track_accuracy": round(metrics.pop("accuracy"), 4),
+        "balanced_accuracy": round(metrics.pop("balanced_accuracy"), 4),
+        "slice_accuracy": round(float(slice_hits.mean()), 4),
+        "aggregation": aggregation,
+        "track_accuracy_by_aggregation": by_method,
+        **metrics,
+        "n_tracks": len(outputs.tracks),
+        "n_slices": int(slice_hits.size),
+    }
+
+
+def evaluate(data: str | Path, model: str | Path, *, split: str | None = "valid",
+             n_slices: int = N_SLICES, aggregation: str | None = None) -> dict[str, Any]:
+    """Evaluate the int8 model, and its float twin when it exists, on ``split`` of ``data``.
+
+    Returns one JSON-ready dict: the int8 model's metrics at the top level, the
+    float twin's under ``"float"`` with ``"int8_float_agreement"`` (share of
+    tracks given the same genre by both).
+    """
+    classifier = GenreClassifier(model)
+    method = aggregation or classifier.card.aggregation
+    tracks = read_tracks(data, split)
+    log_mels = split_log_mels(tracks, classifier.frontend, n_slices=n_slices)
+    outputs = run_split(classifier, tracks, log_mels)
+    report = {"model": classifier.card.tag, "split": split,
+              **summarise(outputs, classifier.labels, method, classifier.card.temperature)}
+    twin = float_twin_path(model)
+    if twin.is_file():
+        float_outputs = run_split(GenreClassifier(twin), tracks, log_mels)
+        report["float"] = summarise(float_outputs, classifier.labels, method, classifier.card.temperature)
+        same = [np.argmax(track_scores(a, method)) == np.argmax(track_scores(b, method))
+                for a, b in zip(outputs.slice_probabilities, float_outputs.slice_probabilities)]
+        report["int8_float_agreement"] = round(float(np.mean(same)), 4)
+    return report

@@ -1,0 +1,38 @@
+"""Training-time augmentation: codec round trips on waveforms, gain/EQ/masks on log-mels."""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+
+from ..audio import find_ffmpeg
+from ..constants import SAMPLE_RATE
+
+# ffmpeg encoder settings of the codec round trips (the robustness conditions of the model card)
+CODECS = {
+    "mp3": ["-c:a", "libmp3lame", "-b:a", "128k", "-f", "mp3"],
+    "opus": ["-c:a", "libopus", "-b:a", "64k", "-f", "ogg"],
+    "aac": ["-c:a", "aac", "-b:a", "96k", "-f", "adts"],
+}
+
+
+def codec_round_trip(y: np.ndarray, codec: str, *, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Encode mono float32 audio with a lossy codec and decode it back, same length."""
+    exe = find_ffmpeg()
+    raw = ["-f", "f32le", "-ac", "1", "-ar", str(sr)]
+    encoded = subprocess.run(
+        [exe, "-v", "error", "-nostdin", *raw, "-i", "-", *CODECS[codec], "-"],
+        input=np.ascontiguousarray(y, dtype="<f4").tobytes(), capture_output=True, check=True,
+    ).stdout
+    decoded = subprocess.run(
+        [exe, "-v", "error", "-nostdin", "-i", "-", *raw, "-"],
+        input=encoded, capture_output=True, check=True,
+    ).stdout
+    out = np.frombuffer(decoded, dtype="<f4")
+    return np.pad(out, (0, max(0, y.size - out.size)))[: y.size].astype(np.float32)
+
+
+def gain_db_to_log_offset(gain_db: np.ndarray | float) -> np.ndarray:
+    """A gain in dB as an offset of ln(mel power): power scales by 10^(dB/10)."""
+    return np.asarray(gain_db) * np.log(10.0) / 10.0

@@ -1,0 +1,518 @@
+"""musicnn as a training-time teacher: embeddings and tag probabilities for distillation.
+
+Nothing at inference imports this module (it needs TensorFlow); it labels training
+audio once, and :func:`embed_cached` keeps the result on disk.
+
+What it does
+------------
+* Gets the ``musicnn`` 0.1.0 wheel from PyPI **without installing it** (its code and
+  pins are from 2019): ``pip download --no-deps musicnn==0.1.0``, unzips only the
+  ``MSD_musicnn`` and ``MTT_musicnn`` checkpoints into a cache folder (default
+  ``<repo>/cache/musicnn``, ignored by git) and reads them with
+  ``tf.compat.v1.train.NewCheckpointReader("<dir>/")``.
+* Rebuilds musicnn (Pons & Serra, "musicnn: pre-trained convolutional neural
+  networks for music audio tagging", ISMIR 2019 LBD) in Keras 3 and copies the
+  64 tensors per model by name.
+* Reproduces its front-end in numpy/scipy: 16 kHz, n_fft 512, hop 256, 96 Slaney
+  mel bands with Slaney norm, centred (reflect-padded) frames, ``log10(10000 x + 1)``
+  computed in float32 (the reference casts to float16 first and overflows on loud
+  clips). Our 2.56 s slices at 22 050 Hz are resampled with
+  ``scipy.signal.resample_poly(y, 320, 441)``: 56 448 -> 40 960 samples -> 161
+  frames, one patch per slice (musicnn pools globally over time, so a 161-frame
+  patch is as valid as its native 187).
+
+Unlabelled music for distillation
+---------------------------------
+Free game soundtracks from Debian (about 440 MB of packages, ~20 h of music;
+each needs no labels, the teacher labels them)::
+
+    apt-get update && apt-get install -y --no-install-recommends \\
+        wesnoth-1.16-music nexuiz-music warzone2100-music hyperrogue-music singularity-music
+
+They install to ``/usr/share/games/{wesnoth/1.16/data/core/music,warzone2100/music,
+singularity/music}`` (.ogg/.opus), ``/usr/share/hyperrogue/music`` (.ogg; its
+``sounds/`` are effects and are skipped) and ``/usr/share/games/nexuiz/data/music.pk3``
+(a zip of .ogg tracks, extracted on first use by :func:`unlabelled_audio_files`).
+Decode them with :func:`genre_model.audio.decode_full` (ffmpeg reads ogg and opus).
+
+Public API
+----------
+``MusicnnTeacher(cache_dir).embed(windows) -> (n, 400)`` (MSD 200-d then MTT 200-d
+penultimate embeddings), ``.tags(windows) -> (n, 100)`` (MSD 50 then MTT 50 sigmoid
+probabilities; names in ``MusicnnTeacher.tag_names``), ``embed_cached(teacher, key,
+windows)``, ``unlabelled_audio_files(roots)``, ``musicnn_logmel(y16k)``.
+
+Licence of the weights (they are downloaded, never committed): musicnn is under the
+ISC licence::
+
+    Copyright (c) Music Technology Group, Universitat Pompeu Fabra 2019. Code developed
+    by Jordi Pons (www.jordipons.me).
+
+    Permission to use, copy, modify, and/or distribute this software for any purpose
+    with or without fee is hereby granted, provided that the above copyright notice
+    and this permission notice appear in all copies.
+
+    THE SOFTWARE IS PROVIDED "AS IS" AND THE AUTHOR DISCLAIMS ALL WARRANTIES WITH
+    REGARD TO THIS SOFTWARE INCLUDING ALL IMPLIED WARRANTIES OF MERCHANTABILITY AND
+    FITNESS. IN NO EVENT SHALL THE AUTHOR BE LIABLE FOR ANY SPECIAL, DIRECT, INDIRECT,
+    OR CONSEQUENTIAL DAMAGES OR ANY DAMAGES WHATSOEVER RESULTING FROM LOSS OF USE, DATA
+    OR PROFITS, WHETHER IN AN ACTION OF CONTRACT, NEGLIGENCE OR OTHER TORTIOUS ACTION,
+    ARISING OUT OF OR IN CONNECTION WITH THE USE OR PERFORMANCE OF THIS SOFTWARE.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+from scipy.signal import resample_poly
+
+from ..constants import SAMPLE_RATE, SLICE_SAMPLES
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CACHE_DIR = REPO_ROOT / "cache" / "musicnn"
+DEFAULT_EMBED_CACHE = REPO_ROOT / "cache" / "teacher"
+DEFAULT_UNLABELLED_CACHE = REPO_ROOT / "cache" / "unlabelled"
+
+MUSICNN_VERSION = "0.1.0"
+MODELS = ("MSD_musicnn", "MTT_musicnn")
+# Bump when the front-end or network changes: it is part of every embed_cached key.
+TEACHER_VERSION = "musicnn-0.1.0/keras3/v1"
+
+# musicnn front-end
+TEACHER_SR = 16_000
+TEACHER_N_FFT = 512
+TEACHER_HOP = 256
+TEACHER_N_MELS = 96
+EMBED_DIM = 200
+N_TAGS = 50
+
+MSD_LABELS = (
+    "rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s",
+    "alternative rock", "jazz", "beautiful", "metal", "chillout", "male vocalists", "classic rock",
+    "soul", "indie rock", "Mellow", "electronica", "80s", "folk", "90s", "chill", "instrumental",
+    "punk", "oldies", "blues", "hard rock", "ambient", "acoustic", "experimental",
+    "female vocalist", "guitar", "Hip-Hop", "70s", "party", "country", "easy listening", "sexy",
+    "catchy", "funk", "electro", "heavy metal", "Progressive rock", "60s", "rnb", "indie pop",
+    "sad", "House", "happy",
+)
+MTT_LABELS = (
+    "guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast",
+    "piano", "ambient", "beat", "violin", "vocal", "synth", "female", "indian", "opera", "male",
+    "singing", "vocals", "no vocals", "harpsichord", "loud", "quiet", "flute", "woman",
+    "male vocal", "no vocal", "pop", "soft", "sitar", "solo", "man", "classic", "choir", "voice",
+    "new age", "dance", "male voice", "female vocal", "beats", "harp", "cello", "no voice",
+    "weird", "country", "metal", "female voice", "choral",
+)
+
+AUDIO_EXTENSIONS = (".ogg", ".oga", ".opus", ".mp3", ".flac", ".wav")
+
+
+# --------------------------------------------------------------------------- wheel
+
+def ensure_musicnn(cache_dir: str | Path = DEFAULT_CACHE_DIR) -> Path:
+    """Folder holding ``MSD_musicnn/`` and ``MTT_musicnn/`` checkpoints; fetched on first use.
+
+    Looks for an already unzipped copy in ``cache_dir``, else a wheel in ``cache_dir``
+    or ``/tmp/musicnn``, else runs ``pip download --no-deps musicnn==0.1.0``. Only the
+    two checkpoints and the licence are unzipped; the package's code is never imported.
+    """
+    cache_dir = Path(cache_dir)
+    if all((cache_dir / m / ".index").is_file() for m in MODELS):
+        return cache_dir
+    wheel = find_wheel(cache_dir)
+    if wheel is None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
+             f"musicnn=={MUSICNN_VERSION}", "-d", str(cache_dir)],
+            check=True,
+        )
+        wheel = find_wheel(cache_dir)
+        if wheel is None:
+            raise FileNotFoundError(f"pip download left no musicnn wheel in {cache_dir}")
+    _unzip_checkpoints(wheel, cache_dir)
+    return cache_dir
+
+
+def find_wheel(cache_dir: str | Path = DEFAULT_CACHE_DIR) -> Path | None:
+    """A downloaded musicnn wheel in ``cache_dir`` or ``/tmp/musicnn``, or None."""
+    name = f"musicnn-{MUSICNN_VERSION}-py3-none-any.whl"
+    for folder in (Path(cache_dir), Path("/tmp/musicnn")):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def musicnn_available(cache_dir: str | Path = DEFAULT_CACHE_DIR) -> bool:
+    """True when the checkpoints are unzipped in ``cache_dir`` or a wheel is there (no download)."""
+    cache_dir = Path(cache_dir)
+    return all((cache_dir / m / ".index").is_file() for m in MODELS) or (
+        cache_dir / f"musicnn-{MUSICNN_VERSION}-py3-none-any.whl").is_file()
+
+
+def _unzip_checkpoints(wheel: Path, cache_dir: Path) -> None:
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheel) as zf:
+        for info in zf.infolist():
+            parts = info.filename.split("/")
+            if len(parts) == 3 and parts[0] == "musicnn" and parts[1] in MODELS and parts[2]:
+                target = cache_dir / parts[1] / parts[2]
+            elif parts[-1] == "LICENSE.md":
+                target = cache_dir / "LICENSE.md"
+            else:
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, tempfile.NamedTemporaryFile(
+                dir=target.parent, delete=False) as tmp:
+                tmp.write(src.read())
+            os.replace(tmp.name, target)  # .index last-writer-wins, never half-written
+
+
+# --------------------------------------------------------------------------- front-end
+
+def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa ``htk=False``): linear below 1 kHz, logarithmic above."""
+    f = np.asarray(f, dtype=np.float64)
+    f_sp, min_log_hz, min_log_mel, logstep = 200.0 / 3, 1000.0, 15.0, np.log(6.4) / 27.0
+    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep,
+                    f / f_sp)
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float64)
+    f_sp, min_log_hz, min_log_mel, logstep = 200.0 / 3, 1000.0, 15.0, np.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+
+@functools.lru_cache(maxsize=4)
+def mel_filterbank(sr: int = TEACHER_SR, n_fft: int = TEACHER_N_FFT,
+                   n_mels: int = TEACHER_N_MELS) -> np.ndarray:
+    """librosa's default mel filterbank (Slaney scale and area norm), fmin 0, fmax sr/2.
+
+    Returns
+    -------
+    weights : np.ndarray [shape=(n_mels, 1 + n_fft // 2), dtype=float32]
+    """
+    fft_freqs = np.linspace(0.0, sr / 2, 1 + n_fft // 2)
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sr / 2), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = mel_f[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_f[2:] - mel_f[:-2]))[:, None]
+    return weights.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=1)
+def _hann(n_fft: int = TEACHER_N_FFT) -> np.ndarray:
+    """Periodic Hann window (librosa / scipy ``get_window('hann', n, fftbins=True)``)."""
+    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+
+
+def to_teacher_rate(windows: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Resample (n, samples) audio at ``sr`` to 16 kHz along the last axis (polyphase filter)."""
+    windows = np.asarray(windows, dtype=np.float32)
+    if sr == TEACHER_SR:
+        return windows
+    g = np.gcd(int(sr), TEACHER_SR)
+    return resample_poly(windows, TEACHER_SR // g, int(sr) // g, axis=-1).astype(np.float32)
+
+
+def musicnn_logmel(y16k: np.ndarray) -> np.ndarray:
+    """musicnn's input: log-compressed mel power spectrogram of 16 kHz audio.
+
+    Equal to ``log10(10000 * librosa.feature.melspectrogram(y, sr=16000, n_fft=512,
+    hop_length=256, n_mels=96) + 1)`` with librosa 0.7's defaults (centred frames,
+    reflect padding, periodic Hann, power 2), but in float32 throughout.
+
+    Parameters
+    ----------
+    y16k : np.ndarray [shape=(n, samples) or (samples,)], mono audio at 16 kHz
+
+    Returns
+    -------
+    logmel : np.ndarray [shape=(n, 1 + samples // 256, 96), dtype=float32], time first
+    """
+    y = np.asarray(y16k, dtype=np.float32)
+    squeeze = y.ndim == 1
+    y = np.atleast_2d(y)
+    pad = TEACHER_N_FFT // 2
+    y = np.pad(y, ((0, 0), (pad, pad)), mode="reflect")
+    frames = np.lib.stride_tricks.sliding_window_view(y, TEACHER_N_FFT, axis=-1)[:, ::TEACHER_HOP]
+    spec = np.fft.rfft(frames * _hann(), axis=-1)
+    power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
+    mel = power @ mel_filterbank().T
+    out = np.log10(np.float32(10_000.0) * mel + np.float32(1.0)).astype(np.float32)
+    return out[0] if squeeze else out
+
+
+# --------------------------------------------------------------------------- network
+
+def build_musicnn(n_tags: int = N_TAGS, name: str = "musicnn"):
+    """musicnn (``build_musicnn`` of the reference, MSD/MTT variant) as a Keras 3 model.
+
+    Input: (batch, frames, 96) log-mel. Outputs: the 200-d penultimate embedding (after
+    its BatchNorm, as the reference's ``penultimate``) and the ``n_tags`` logits.
+    Layer names are the TF1 checkpoint's variable scopes, so :func:`load_musicnn`
+    copies weights by name. Inference only: no dropout.
+    """
+    import keras
+    from keras import layers, ops
+
+    def bn(scope):
+        return layers.BatchNormalization(epsilon=1e-3, name=scope)
+
+    x_in = keras.Input(shape=(None, TEACHER_N_MELS), name="logmel")
+    x = layers.Reshape((-1, TEACHER_N_MELS, 1))(x_in)
+    x = bn("batch_normalization")(x)
+
+    # front-end: timbral (7x38, 7x67, 'same' in time only) and temporal (128/64/32 x 1)
+    # convolutions, each BatchNorm'd and max-pooled over all frequencies
+    x_pad = layers.ZeroPadding2D(((3, 3), (0, 0)))(x)
+    branches = []
+    for i, (filters, kernel, src, padding) in enumerate([
+        (204, (7, 38), x_pad, "valid"),
+        (204, (7, 67), x_pad, "valid"),
+        (51, (128, 1), x, "same"),
+        (51, (64, 1), x, "same"),
+        (51, (32, 1), x, "same"),
+    ]):
+        conv_name = "conv2d" if i == 0 else f"conv2d_{i}"
+        h = layers.Conv2D(filters, kernel, padding=padding, activation="relu", name=conv_name)(src)
+        h = bn(f"batch_normalization_{i + 1}")(h)
+        branches.append(ops.max(h, axis=2))
+    front = layers.Concatenate(axis=-1)(branches)  # (B, T, 561)
+
+    # mid-end: three 1-D convolutions over time (kernel 7), residual on the last two
+    def midend_conv(h, i):
+        h = layers.ZeroPadding1D(3)(h)
+        h = layers.Conv1D(64, 7, padding="valid", activation="relu", name=f"conv2d_{i}")(h)
+        return bn(f"batch_normalization_{i + 1}")(h)
+
+    m1 = midend_conv(front, 5)
+    m2 = layers.Add()([midend_conv(m1, 6), m1])
+    m3 = layers.Add()([midend_conv(m2, 7), m2])
+    mid = layers.Concatenate(axis=-1)([front, m1, m2, m3])  # (B, T, 753)
+
+    # back-end: max and mean over time, INTERLEAVED (max0, mean0, max1, mean1, ...)
+    pooled = ops.stack([ops.max(mid, axis=1), ops.mean(mid, axis=1)], axis=-1)  # (B, 753, 2)
+    flat = layers.Reshape((-1,))(pooled)  # (B, 1506)
+    flat = bn("batch_normalization_9")(flat)
+    dense = layers.Dense(EMBED_DIM, activation="relu", name="dense")(flat)
+    penultimate = bn("batch_normalization_10")(dense)
+    logits = layers.Dense(n_tags, name="dense_1")(penultimate)
+    return keras.Model(x_in, [penultimate, logits], name=name)
+
+
+def load_musicnn(ckpt_dir: str | Path, name: str | None = None):
+    """Build musicnn and copy the 64 tensors of the TF1 checkpoint in ``ckpt_dir``.
+
+    The checkpoint prefix is the folder itself with a trailing slash (files ``.index``,
+    ``.data-00000-of-00001``); its ``checkpoint`` file points to a stale absolute path
+    and is not used.
+    """
+    import tensorflow as tf
+
+    ckpt_dir = Path(ckpt_dir)
+    reader = tf.compat.v1.train.NewCheckpointReader(str(ckpt_dir) + "/")
+    model = build_musicnn(name=name or ckpt_dir.name)
+    copied = 0
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        scope = layer.name
+        if isinstance(layer, __import__("keras").layers.BatchNormalization):
+            keys = ("gamma", "beta", "moving_mean", "moving_variance")
+        else:
+            keys = ("kernel", "bias")
+        values = [reader.get_tensor(f"{scope}/{k}") for k in keys]
+        if keys[0] == "kernel" and values[0].ndim == 4 and len(layer.weights[0].shape) == 3:
+            # mid-end: TF1 conv2d kernel (7, C, 1, 64) over a (T, C, 1) map == Conv1D (7, C, 64)
+            values[0] = values[0][:, :, 0, :]
+        for var, val in zip(layer.weights, values):
+            if tuple(var.shape) != val.shape:
+                raise ValueError(f"{ckpt_dir.name}: {scope} {var.shape} vs checkpoint {val.shape}")
+        layer.set_weights(values)
+        copied += len(values)
+    if copied != 64:
+        raise ValueError(f"{ckpt_dir.name}: copied {copied} tensors, expected 64")
+    return model
+
+
+# --------------------------------------------------------------------------- teacher
+
+class MusicnnTeacher:
+    """MSD_musicnn + MTT_musicnn on our 2.56 s slices (22 050 Hz): embeddings and tags.
+
+    Parameters
+    ----------
+    cache_dir : folder for the wheel and the unzipped checkpoints (fetched on first use).
+    batch_size : slices per forward pass (memory ~ 25 MB per slice).
+    sr : sample rate of the windows passed in.
+    """
+
+    tag_names = tuple(f"msd:{t}" for t in MSD_LABELS) + tuple(f"mtt:{t}" for t in MTT_LABELS)
+
+    def __init__(self, cache_dir: str | Path = DEFAULT_CACHE_DIR, *, batch_size: int = 32,
+                 sr: int = SAMPLE_RATE):
+        import tensorflow as tf
+
+        folder = ensure_musicnn(cache_dir)
+        self.models = {m: load_musicnn(folder / m, name=m) for m in MODELS}
+        self.batch_size = int(batch_size)
+        self.sr = int(sr)
+        msd, mtt = self.models["MSD_musicnn"], self.models["MTT_musicnn"]
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, TEACHER_N_MELS], tf.float32)],
+                     reduce_retracing=True)
+        def _forward(x):
+            e1, l1 = msd(x, training=False)
+            e2, l2 = mtt(x, training=False)
+            return tf.concat([e1, e2], axis=-1), tf.sigmoid(tf.concat([l1, l2], axis=-1))
+
+        self._forward = _forward
+
+    def logmel(self, windows: np.ndarray) -> np.ndarray:
+        """(n, samples) audio at ``self.sr`` -> (n, frames, 96) musicnn input."""
+        return musicnn_logmel(to_teacher_rate(windows, self.sr))
+
+    def embed_and_tag(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Both outputs in one pass: ((n, 400) embeddings, (n, 100) tag probabilities)."""
+        windows = np.asarray(windows, dtype=np.float32)
+        if windows.ndim == 1:
+            windows = windows[None]
+        if windows.ndim != 2:
+            raise ValueError(f"windows must be (n, samples), got shape {windows.shape}")
+        n = windows.shape[0]
+        emb = np.empty((n, 2 * EMBED_DIM), np.float32)
+        tags = np.empty((n, 2 * N_TAGS), np.float32)
+        for i in range(0, n, self.batch_size):
+            x = self.logmel(windows[i:i + self.batch_size])
+            e, t = self._forward(x)
+            emb[i:i + len(x)], tags[i:i + len(x)] = e.numpy(), t.numpy()
+        return emb, tags
+
+    def embed(self, windows: np.ndarray) -> np.ndarray:
+        """windows: (n, 56448) float32 mono at 22 050 Hz (our slices) -> (n, 400) float32:
+        the MSD and MTT 200-d penultimate embeddings, concatenated (MSD first)."""
+        return self.embed_and_tag(windows)[0]
+
+    def tags(self, windows: np.ndarray) -> np.ndarray:
+        """(n, 100) float32: MSD 50 then MTT 50 sigmoid tag probabilities (see ``tag_names``)."""
+        return self.embed_and_tag(windows)[1]
+
+    def top_tags(self, windows: np.ndarray, k: int = 5) -> list[tuple[str, float]]:
+        """The ``k`` strongest tags of the mean probability over ``windows`` (for eyeballing)."""
+        p = self.tags(windows).mean(axis=0)
+        return [(self.tag_names[j], float(p[j])) for j in np.argsort(-p)[:k]]
+
+
+# --------------------------------------------------------------------------- caching
+
+def embed_cached(teacher: MusicnnTeacher, key: str,
+                 windows: np.ndarray | Callable[[], np.ndarray],
+                 cache_dir: str | Path = DEFAULT_EMBED_CACHE) -> np.ndarray:
+    """``teacher.embed(windows)``, stored as ``<cache_dir>/<sha1(TEACHER_VERSION, key)>.npy``.
+
+    ``key`` must identify the windows (e.g. ``f"{path}|{mtime}|hop={hop}"``). ``windows``
+    may be a zero-argument callable, so decoding is skipped when the result is cached.
+    A cached array whose row count differs from ``len(windows)`` is recomputed.
+    """
+    cache_dir = Path(cache_dir)
+    digest = hashlib.sha1(f"{TEACHER_VERSION}\n{key}".encode()).hexdigest()
+    path = cache_dir / f"{digest}.npy"
+    if path.is_file():
+        try:
+            cached = np.load(path)
+        except (OSError, ValueError):
+            cached = None
+        if cached is not None and (callable(windows) or len(cached) == len(windows)):
+            return cached
+    if callable(windows):
+        windows = windows()
+    emb = teacher.embed(windows)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=cache_dir, suffix=".npy", delete=False) as tmp:
+        np.save(tmp, emb)
+    os.replace(tmp.name, path)
+    return emb
+
+
+# --------------------------------------------------------------------------- unlabelled audio
+
+def unlabelled_audio_files(roots: Iterable[str | Path] = ("/usr/share/games", "/usr/share/hyperrogue"),
+                           *, min_bytes: int = 300_000,
+                           extract_dir: str | Path = DEFAULT_UNLABELLED_CACHE) -> list[Path]:
+    """Music files (no labels) under ``roots``: the Debian game soundtracks, sorted.
+
+    Files under a ``sounds``/``sfx`` folder and files smaller than ``min_bytes``
+    (effects, jingles) are skipped. Zip archives of game data (``*.pk3``, e.g. Nexuiz's
+    ``music.pk3``) are searched too: their audio members are extracted once into
+    ``extract_dir/<archive stem>/`` and listed from there.
+    """
+    found: list[Path] = []
+    for root in roots:
+        root = Path(root)
+        if not root.is_dir():
+            continue
+        for path in root.rglob("*"):
+            if not path.is_file() or {"sounds", "sfx", "sound_effects"} & {p.lower() for p in path.parts}:
+                continue
+            suffix = path.suffix.lower()
+            if suffix in AUDIO_EXTENSIONS and path.stat().st_size >= min_bytes:
+                found.append(path)
+            elif suffix == ".pk3":
+                found.extend(_extract_pk3_audio(path, Path(extract_dir), min_bytes))
+    return sorted(set(found))
+
+
+def _extract_pk3_audio(pk3: Path, extract_dir: Path, min_bytes: int) -> list[Path]:
+    out: list[Path] = []
+    dest = extract_dir / pk3.parent.parent.name / pk3.stem
+    try:
+        zf = zipfile.ZipFile(pk3)
+    except (zipfile.BadZipFile, OSError):
+        return out
+    with zf:
+        for info in zf.infolist():
+            name = Path(info.filename)
+            if (info.is_dir() or name.suffix.lower() not in AUDIO_EXTENSIONS
+                    or info.file_size < min_bytes or ".." in name.parts or name.is_absolute()):
+                continue
+            target = dest / name
+            if not (target.is_file() and target.stat().st_size == info.file_size):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, tempfile.NamedTemporaryFile(
+                    dir=target.parent, delete=False) as tmp:
+                    while chunk := src.read(1 << 20):
+                        tmp.write(chunk)
+                os.replace(tmp.name, target)
+            out.append(target)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m genre_model.training.teacher FILE...``: print each file's top teacher tags."""
+    from ..audio import decode_full
+    from ..slicing import training_windows
+
+    teacher = MusicnnTeacher()
+    for name in argv if argv is not None else sys.argv[1:]:
+        y = decode_full(name)
+        w = training_windows(y, hop=SLICE_SAMPLES)
+        tags = ", ".join(f"{t} {p:.2f}" for t, p in teacher.top_tags(w, k=6))
+        print(f"{name}: {tags}")
+
+
+if __name__ == "__main__":
+    main()

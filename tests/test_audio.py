@@ -1,0 +1,111 @@
+"""Seek-decoding with ffmpeg, its errors, and the audioread fallback."""
+
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+from audio_factory import DEMO_DIR, encode, sine
+from genre_model import audio
+from genre_model.audio import decode_full, decode_segments, find_ffmpeg, probe_duration
+from genre_model.constants import SAMPLE_RATE, SLICE_SAMPLES
+from genre_model.errors import DecodeError, ParameterError
+
+DEMO = DEMO_DIR / "brahms-hungarian-dance-5.ogg"
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """A 40 s cut of a real recording as FLAC and MP3."""
+    d = tmp_path_factory.mktemp("clips")
+    return {fmt: encode(DEMO, d / f"brahms.{fmt}", start=2.0, duration=40.0) for fmt in ("flac", "mp3")}
+
+
+def test_probe_reads_the_duration(clips):
+    assert probe_duration(clips["flac"]) == pytest.approx(40.0, abs=0.05)
+    assert probe_duration(clips["mp3"]) == pytest.approx(40.0, abs=0.1)
+
+
+def test_segments_come_back_mono_float32_and_exactly_one_slice_long(clips):
+    y = decode_segments(clips["mp3"], [1.0, 10.0, 20.0, 30.0, 35.0])
+    assert y.shape == (5, SLICE_SAMPLES) and y.dtype == np.float32
+    assert 0.01 < np.abs(y).max() <= 1.0
+
+
+def test_seek_decoded_segments_match_the_same_span_of_a_full_decode(clips):
+    starts = [3.0, 17.5, 31.0]  # whole samples at 22 050 Hz
+    for fmt, tolerance in (("flac", 1e-4), ("mp3", 0.02)):
+        full = decode_full(clips[fmt])
+        segments = decode_segments(clips[fmt], starts)
+        for start, segment in zip(starts, segments):
+            i = int(round(start * SAMPLE_RATE))
+            span = full[i : i + SLICE_SAMPLES]
+            assert np.abs(segment - span).max() < tolerance, fmt
+            assert np.corrcoef(segment, span)[0, 1] > 0.999, fmt
+
+
+def test_segment_past_the_end_is_zero_padded(clips):
+    y = decode_segments(clips["flac"], [39.0])
+    assert np.abs(y[0, : SAMPLE_RATE // 2]).max() > 0.0
+    assert np.abs(y[0, int(1.2 * SAMPLE_RATE) :]).max() == 0.0
+
+
+def test_multichannel_high_rate_input_is_mixed_down_and_resampled(tmp_path):
+    stereo = tmp_path / "six.wav"
+    subprocess.run([find_ffmpeg(), "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=96000:duration=4",
+                    "-ac", "6", f"file:{stereo}"], check=True)
+    y = decode_segments(stereo, [0.5])
+    assert y.shape == (1, SLICE_SAMPLES)
+    spectrum = np.abs(np.fft.rfft(y[0]))
+    assert abs(np.argmax(spectrum) * SAMPLE_RATE / SLICE_SAMPLES - 440.0) < 2.0
+
+
+@pytest.mark.parametrize("name", ["-leading dash.flac", "$(touch pwned) 'q\".flac", "new\nline é.flac"])
+def test_hostile_names_are_only_ever_file_names(clips, tmp_path, name):
+    target = tmp_path / name
+    target.write_bytes(clips["flac"].read_bytes())
+    os.chdir(tmp_path)
+    assert decode_segments(name, [1.0]).shape == (1, SLICE_SAMPLES)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_non_utf8_bytes_path(clips, tmp_path):
+    target = os.fsencode(tmp_path) + b"/caf\xe9.flac"
+    with open(target, "wb") as f:
+        f.write(clips["flac"].read_bytes())
+    assert decode_segments(target, [1.0]).shape == (1, SLICE_SAMPLES)
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"", "empty file"),
+    (os.urandom(20_000), "ffmpeg"),
+    (b"this is a text file, not audio\n" * 50, "ffmpeg"),
+])
+def test_bad_files_raise_one_line_decode_errors(tmp_path, content, reason):
+    bad = tmp_path / "bad.mp3"
+    bad.write_bytes(content)
+    with pytest.raises(DecodeError) as err:
+        decode_segments(bad, [0.0])
+    assert reason in str(err.value) and "bad.mp3" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DecodeError, match="No such file"):
+        probe_duration(tmp_path / "gone.flac")
+
+
+def test_configured_ffmpeg_that_does_not_exist_is_refused():
+    with pytest.raises(ParameterError, match="ffmpeg not found"):
+        find_ffmpeg("/nonexistent/ffmpeg")
+
+
+def test_audioread_fallback_without_ffmpeg(tmp_path, monkeypatch):
+    wav = encode(sine(440.0, 6.0, sr=44_100), tmp_path / "tone.wav", sr=44_100)
+    via_ffmpeg = decode_segments(wav, [2.0])
+    monkeypatch.setattr(audio, "find_ffmpeg", lambda configured=None: None)
+    assert probe_duration(wav) == pytest.approx(6.0, abs=0.01)
+    fallback = decode_segments(wav, [2.0])
+    assert fallback.shape == (1, SLICE_SAMPLES)
+    assert np.corrcoef(fallback[0], via_ffmpeg[0])[0, 1] > 0.99

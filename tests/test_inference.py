@@ -1,0 +1,117 @@
+"""The shipped int8 model and the loader's refusals."""
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from audio_factory import DEMO_DIR
+from genre_model.analysis import analyse_file, track_log_mels
+from genre_model.constants import frontend_params
+from genre_model.errors import ModelError
+from genre_model.inference import DEFAULT_MODEL, GenreClassifier, sidecar_path
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return GenreClassifier(DEFAULT_MODEL)
+
+
+def test_shipped_model_is_a_small_full_int8_model(classifier):
+    assert DEFAULT_MODEL.stat().st_size <= 300_000
+    assert classifier.labels == ["blues", "classical", "country", "disco", "hiphop",
+                                 "jazz", "metal", "pop", "reggae", "rock"]
+    assert classifier.frontend == frontend_params()
+    assert not classifier.is_float
+
+
+def test_slice_probabilities_are_distributions(classifier):
+    log_mels = track_log_mels(DEMO_DIR / "macleod-vibe-ace.ogg", classifier.frontend, n_slices=7)
+    p = classifier.predict_proba(log_mels)
+    assert p.shape == (7, 10)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=0.05)
+    # batching does not change a slice's result
+    np.testing.assert_array_equal(classifier.predict_proba(log_mels[2:3]), p[2:3])
+
+
+def test_string_orchestra_is_heard_as_classical(classifier):
+    prediction = analyse_file(DEMO_DIR / "brahms-hungarian-dance-5.ogg", classifier)
+    assert prediction.genre == "classical"
+    assert 0.0 <= prediction.confidence <= 1.0
+
+
+@pytest.fixture
+def model_copy(tmp_path):
+    target = tmp_path / "m.tflite"
+    shutil.copy(DEFAULT_MODEL, target)
+    shutil.copy(sidecar_path(DEFAULT_MODEL), sidecar_path(target))
+    return target
+
+
+def _edit_sidecar(model, **changes):
+    side = sidecar_path(model)
+    data = json.loads(side.read_text())
+    data.update(changes)
+    side.write_text(json.dumps(data))
+
+
+def _replace_model(model, content: bytes):
+    model.write_bytes(content)
+    _edit_sidecar(model, sha256=hashlib.sha256(content).hexdigest())
+
+
+def test_copy_loads(model_copy):
+    assert GenreClassifier(model_copy).card.tag == GenreClassifier(DEFAULT_MODEL).card.tag
+
+
+def test_corrupt_model_fails_its_checksum(model_copy):
+    content = bytearray(model_copy.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    model_copy.write_bytes(bytes(content))
+    with pytest.raises(ModelError, match="sha256"):
+        GenreClassifier(model_copy)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a flatbuffer" * 100, "truncated"])
+def test_truncated_or_foreign_file_is_not_loadable(model_copy, content):
+    if content == "truncated":
+        content = model_copy.read_bytes()[:5000]
+    _replace_model(model_copy, content)
+    with pytest.raises(ModelError, match="not a loadable TFLite model"):
+        GenreClassifier(model_copy)
+
+
+def test_missing_model_and_missing_sidecar(model_copy):
+    sidecar_path(model_copy).unlink()
+    with pytest.raises(ModelError, match="sidecar .* not found"):
+        GenreClassifier(model_copy)
+    model_copy.unlink()
+    with pytest.raises(ModelError, match="model file .* not found"):
+        GenreClassifier(model_copy)
+
+
+def test_sidecar_that_is_not_json(model_copy):
+    sidecar_path(model_copy).write_text("{labels: oops")
+    with pytest.raises(ModelError, match="not valid JSON"):
+        GenreClassifier(model_copy)
+
+
+def test_labels_that_do_not_match_the_outputs(model_copy):
+    labels = GenreClassifier(model_copy).labels
+    _edit_sidecar(model_copy, labels=labels[:-1])
+    with pytest.raises(ModelError, match="9 labels"):
+        GenreClassifier(model_copy)
+
+
+def test_front_end_that_differs_from_this_version(model_copy):
+    _edit_sidecar(model_copy, frontend={**frontend_params(), "n_mels": 96})
+    with pytest.raises(ModelError, match="front-end"):
+        GenreClassifier(model_copy)
+
+
+def test_incomplete_sidecar(model_copy):
+    _edit_sidecar(model_copy, normalization=None)
+    with pytest.raises(ModelError, match="incomplete"):
+        GenreClassifier(model_copy)
