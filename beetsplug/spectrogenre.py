@@ -154,6 +154,7 @@ class SpectrogenrePlugin(BeetsPlugin):
         from genre_model.analysis import predict_track
         from genre_model.errors import DecodeError
 
+        aggregation = self._aggregation()
         progress = total is not None and total > 1 and sys.stderr.isatty()
         votes = {}
         with closing(self._features(self._unskipped(items, counts), jobs)) as analysed:
@@ -167,7 +168,7 @@ class SpectrogenrePlugin(BeetsPlugin):
                     self._log.error("{}", exc)
                     counts["failed"] += 1
                     continue
-                prediction = predict_track(self.classifier, log_mels, self._aggregation())
+                prediction = predict_track(self.classifier, log_mels, aggregation)
                 outcome = self._apply(item, prediction, write, pretend)
                 counts[outcome] += 1
                 if outcome != "failed":

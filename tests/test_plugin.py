@@ -229,3 +229,11 @@ def test_ctrl_c_stops_promptly_and_leaves_no_half_tagged_track(album, audio):
     assert 1 <= sum(bool(row["genre_model"]) for row in rows) < len(rows)
     for row in rows:  # all three fields, or none (files without the tag read as confidence 0)
         assert bool(row["genre_model"]) == bool(row["genres"]) == (float(row["genre_confidence"]) > 0), row
+
+
+def test_bad_aggregation_stops_before_any_track(album):
+    album.configure(aggregation="median")
+    before = album.snapshot()
+    proc = album.run("spectrogenre", check=False)
+    assert proc.returncode != 0 and "aggregation" in proc.output and "Traceback" not in proc.output
+    assert album.snapshot() == before
