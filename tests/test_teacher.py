@@ -1,0 +1,93 @@
+"""The musicnn teacher (training only). Skipped unless TensorFlow is importable and the
+musicnn wheel (or its unzipped checkpoints) is already in the cache: never downloads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from genre_model.constants import SAMPLE_RATE, SLICE_SAMPLES
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("keras")
+
+from genre_model.training import teacher as teacher_mod  # noqa: E402
+
+if not teacher_mod.musicnn_available():
+    pytest.skip(f"musicnn wheel not in {teacher_mod.DEFAULT_CACHE_DIR} "
+                "(pip download --no-deps musicnn==0.1.0 -d cache/musicnn)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    return teacher_mod.MusicnnTeacher()
+
+
+def _sine(freq: float = 440.0) -> np.ndarray:
+    t = np.arange(SLICE_SAMPLES) / SAMPLE_RATE
+    return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def _noise(seed: int = 0) -> np.ndarray:
+    return (0.1 * np.random.default_rng(seed).standard_normal(SLICE_SAMPLES)).astype(np.float32)
+
+
+def test_shapes_and_determinism(teacher):
+    windows = np.stack([_sine(), _noise(), _sine()])
+    emb = teacher.embed(windows)
+    tags = teacher.tags(windows)
+    assert emb.shape == (3, 400) and emb.dtype == np.float32
+    assert tags.shape == (3, 100) and tags.dtype == np.float32
+    assert np.isfinite(emb).all()
+    assert ((tags >= 0) & (tags <= 1)).all()
+    assert len(teacher.tag_names) == 100
+    np.testing.assert_allclose(emb[0], emb[2], rtol=0, atol=1e-5)  # same window, same embedding
+
+
+def test_batching_does_not_change_results(teacher):
+    windows = np.stack([_noise(s) for s in range(5)])
+    full = teacher.embed(windows)
+    old = teacher.batch_size
+    teacher.batch_size = 2
+    try:
+        chunked = teacher.embed(windows)
+    finally:
+        teacher.batch_size = old
+    np.testing.assert_allclose(full, chunked, rtol=1e-4, atol=1e-4)
+
+
+def test_sine_and_noise_differ(teacher):
+    emb = teacher.embed(np.stack([_sine(), _noise()]))
+    cos = emb[0] @ emb[1] / (np.linalg.norm(emb[0]) * np.linalg.norm(emb[1]))
+    assert np.abs(emb[0] - emb[1]).max() > 0.1
+    assert cos < 0.99
+
+
+def test_loud_input_stays_finite(teacher):
+    """The reference's float16 front-end overflows on loud clips; ours must not."""
+    loud = np.clip(_noise() * 10, -1, 1)
+    x = teacher.logmel(loud[None])
+    assert x.shape == (1, 1 + 40_960 // 256, 96)
+    assert np.isfinite(x).all()
+    assert np.isfinite(teacher.embed(loud[None])).all()
+
+
+def test_embed_cached(teacher, tmp_path):
+    windows = np.stack([_noise(1), _sine(220.0)])
+    first = teacher_mod.embed_cached(teacher, "k1", windows, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.npy"))) == 1
+
+    def boom():
+        raise AssertionError("cached result must not recompute")
+
+    again = teacher_mod.embed_cached(teacher, "k1", boom, cache_dir=tmp_path)
+    np.testing.assert_array_equal(first, again)
+
+
+def test_mel_filterbank_matches_librosa_shape_and_norm():
+    fb = teacher_mod.mel_filterbank()
+    assert fb.shape == (96, 257)
+    assert (fb >= 0).all() and (fb.sum(axis=1) > 0).all()
+    # Slaney norm: each triangle has unit area in Hz (2 / bandwidth peak height)
+    hz_per_bin = teacher_mod.TEACHER_SR / teacher_mod.TEACHER_N_FFT
+    np.testing.assert_allclose(fb.sum(axis=1) * hz_per_bin, 1.0, rtol=0.25)
