@@ -38,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--aggregation", choices=AGGREGATIONS, help="default: the model's own")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument("--plot", metavar="FILE.png", help="draw the confusion matrix (needs matplotlib)")
+    ev.add_argument("--calibration", action="store_true",
+                    help="add the expected calibration error (10 bins) and the reliability bins")
+    ev.add_argument("--reliability-plot", metavar="FILE.png", help="draw the reliability diagram (implies --calibration)")
+    ev.add_argument("--robustness", action="store_true",
+                    help="add the agreement under MP3, Opus and AAC re-encoding and -10/+6 dB gain")
 
     pr = sub.add_parser("predict", help="print the genre of audio files",
                         description="Print genre, confidence and the top 3 genres of each file.")
@@ -58,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     package_log.propagate = False
     try:
         if args.command == "train":
-            return _train(args)
+            return _train(args, argv)
         if args.command == "evaluate":
             return _evaluate(args)
         return _predict(args)
@@ -67,16 +72,23 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _train(args) -> int:
+def _train(args, argv: list[str] | None) -> int:
     try:
         from .training.train import TrainConfig, train
     except ImportError as exc:
         print(f"error: training needs the [train] extra (pip install '.[train]'): {exc}", file=sys.stderr)
         return 1
+    from pathlib import Path
+
+    from .training.card import write_model_card
+
     report = train(TrainConfig(data=args.data, out=args.out, train_split=args.split,
                                valid_split=args.valid_split or None, epochs=args.epochs,
                                seed=args.seed, version=args.version))
-    print(json.dumps(report.get("valid", {}), indent=2))
+    if "valid" in report:
+        command = "python -m genre_model " + " ".join(sys.argv[1:] if argv is None else argv)
+        page = write_model_card(report, Path(args.out).with_suffix(".tflite"), command)
+        print(f"model card: {page}")
     return 0
 
 
@@ -84,11 +96,17 @@ def _evaluate(args) -> int:
     from .evaluate import evaluate
 
     report = evaluate(args.data, args.model, split=args.split or None, n_slices=args.slices,
-                      aggregation=args.aggregation)
+                      aggregation=args.aggregation, calibration=args.calibration or bool(args.reliability_plot),
+                      with_robustness=args.robustness)
+    title = f"{report['model']} on {args.split}"
     if args.plot:
         from .plots import plot_confusion
 
-        plot_confusion(report["confusion"], args.plot, title=f"{report['model']} on {args.split}")
+        plot_confusion(report["confusion"], args.plot, title=title)
+    if args.reliability_plot:
+        from .plots import plot_reliability
+
+        plot_reliability(report["reliability"], args.reliability_plot, title=f"{title}, ECE {report['ece']:.3f}")
     if args.json:
         print(json.dumps(report))
     else:
@@ -98,6 +116,10 @@ def _evaluate(args) -> int:
             print(f"  {key:18} {report[key]:.3f}" + (f"   float twin {twin:.3f}" if twin is not None else ""))
         for genre, recall in report["per_genre_recall"].items():
             print(f"  recall {genre:11} {recall:.3f}")
+        if "ece" in report:
+            print(f"  ECE (10 bins)      {report['ece']:.3f} at temperature {report['temperature']:.2f}")
+        for condition, agreement in report.get("agreement", {}).items():
+            print(f"  agreement {condition:18} {agreement:.3f}")
     return 0
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from .errors import ParameterError
 
-AGGREGATIONS = ("vote", "mean", "logsum")
+AGGREGATIONS = ("vote", "mean", "logsum", "learned")
 _EPS = 1e-6
 
 
@@ -25,7 +25,45 @@ class GenrePrediction:
         return sorted(self.scores.items(), key=lambda kv: -kv[1])[:k]
 
 
-def track_scores(probabilities: np.ndarray, method: str = "mean", *, temperature: float = 1.0) -> np.ndarray:
+def aggregator_features(probabilities: np.ndarray) -> np.ndarray:
+    """What the learned aggregator sees of a track: mean probability, mean log-probability, vote share.
+
+    Returns
+    -------
+    f : np.ndarray [shape=(3 * n_genres,)]
+    """
+    p = np.asarray(probabilities, dtype=np.float64)
+    votes = np.bincount(p.argmax(axis=1), minlength=p.shape[1]) / p.shape[0]
+    return np.concatenate([p.mean(axis=0), np.log(p + _EPS).mean(axis=0), votes])
+
+
+def fit_aggregator(slice_probabilities: list[np.ndarray], targets: np.ndarray, n_genres: int, *,
+                   l2: float = 1e-2, steps: int = 2000, learning_rate: float = 0.5) -> dict:
+    """Fit the learned aggregator: class-balanced softmax regression on :func:`aggregator_features`.
+
+    Returns the parameters as stored in a model's sidecar: ``weights``
+    (3 * n_genres x n_genres), ``bias``, and the feature ``mean`` and ``scale``.
+    """
+    f = np.stack([aggregator_features(p) for p in slice_probabilities])
+    mean, scale = f.mean(axis=0), f.std(axis=0) + 1e-6
+    x = (f - mean) / scale
+    y = np.eye(n_genres)[targets]
+    counts = np.bincount(targets, minlength=n_genres).astype(np.float64)
+    w_sample = (1.0 / np.maximum(counts, 1))[targets]
+    w_sample /= w_sample.sum()
+    weights, bias = np.zeros((x.shape[1], n_genres)), np.zeros(n_genres)
+    for _ in range(steps):
+        z = x @ weights + bias
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        grad = (z / z.sum(axis=1, keepdims=True) - y) * w_sample[:, None]
+        weights -= learning_rate * (x.T @ grad + l2 * weights)
+        bias -= learning_rate * grad.sum(axis=0)
+    return {"weights": weights.round(6).tolist(), "bias": bias.round(6).tolist(),
+            "mean": mean.round(6).tolist(), "scale": scale.round(6).tolist()}
+
+
+def track_scores(probabilities: np.ndarray, method: str = "mean", *, temperature: float = 1.0,
+                 aggregator: dict | None = None) -> np.ndarray:
     """Per-genre track scores that sum to 1.
 
     Parameters
@@ -54,6 +92,11 @@ def track_scores(probabilities: np.ndarray, method: str = "mean", *, temperature
         log_scores = np.log(p.mean(axis=0) + _EPS)
     elif method == "logsum":
         log_scores = np.log(p + _EPS).mean(axis=0)
+    elif method == "learned":
+        if aggregator is None:
+            raise ParameterError("the learned aggregation needs a model with a fitted aggregator")
+        f = (aggregator_features(p) - np.asarray(aggregator["mean"])) / np.asarray(aggregator["scale"])
+        log_scores = f @ np.asarray(aggregator["weights"]) + np.asarray(aggregator["bias"])
     else:
         raise ParameterError(f"aggregation must be one of {AGGREGATIONS}, got {method!r}")
     z = log_scores / temperature
@@ -62,12 +105,12 @@ def track_scores(probabilities: np.ndarray, method: str = "mean", *, temperature
 
 
 def aggregate(probabilities: np.ndarray, labels: list[str], method: str = "mean", *,
-              temperature: float = 1.0) -> GenrePrediction:
+              temperature: float = 1.0, aggregator: dict | None = None) -> GenrePrediction:
     """Aggregate slice probabilities into a :class:`GenrePrediction`.
 
     The confidence is the winning genre's track score, in [0, 1].
     """
-    scores = track_scores(probabilities, method, temperature=temperature)
+    scores = track_scores(probabilities, method, temperature=temperature, aggregator=aggregator)
     if scores.shape[0] != len(labels):
         raise ParameterError(f"{scores.shape[0]} scores for {len(labels)} labels")
     best = int(scores.argmax())

@@ -63,5 +63,7 @@ def predict_track(classifier: GenreClassifier, log_mels: np.ndarray,
                   aggregation: str | None = None) -> GenrePrediction:
     """Classify a track's slices and aggregate them with the model's calibration."""
     method = aggregation or classifier.card.aggregation
+    card = classifier.card
     return aggregate(classifier.predict_proba(log_mels), classifier.labels, method,
-                     temperature=classifier.card.temperature)
+                     temperature=card.temperature if method == card.aggregation else 1.0,
+                     aggregator=card.aggregator)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,8 @@ import numpy as np
 
 from .aggregate import AGGREGATIONS, track_scores
 from .analysis import track_log_mels
+from .audio import find_ffmpeg
+from .calibration import calibration_report
 from .constants import N_SLICES
 from .dataset import LabelledTrack, read_tracks
 from .inference import GenreClassifier, float_twin_path
@@ -22,6 +26,25 @@ class SplitOutputs:
     tracks: list[LabelledTrack]
     targets: np.ndarray  # (n_tracks,) label indices
     slice_probabilities: list[np.ndarray]  # per track: (n_slices, n_labels)
+
+
+# the robustness conditions: file suffix and ffmpeg output options (codec, bit rate, gain)
+CONDITIONS = {
+    "mp3_128k": (".mp3", ["-c:a", "libmp3lame", "-b:a", "128k"]),
+    "opus_64k": (".opus", ["-c:a", "libopus", "-b:a", "64k"]),
+    "aac_96k": (".m4a", ["-c:a", "aac", "-b:a", "96k"]),
+    "gain_-10dB": (".flac", ["-af", "volume=-10dB", "-c:a", "flac"]),
+    "gain_+6dB_clipped": (".flac", ["-af", "volume=6dB", "-c:a", "flac", "-sample_fmt", "s16"]),
+}
+
+
+def degrade(path: Path, condition: str, out_dir: Path) -> Path:
+    """A copy of ``path`` re-encoded under one of :data:`CONDITIONS` (+6 dB clips at 16 bits)."""
+    suffix, options = CONDITIONS[condition]
+    out = out_dir / f"{condition}{suffix}"
+    subprocess.run([find_ffmpeg(), "-v", "error", "-nostdin", "-y", "-i", f"file:{path}", "-vn", *options,
+                    f"file:{out}"], check=True, capture_output=True)
+    return out
 
 
 def split_log_mels(tracks: list[LabelledTrack], frontend: dict, *, n_slices: int = N_SLICES) -> list[np.ndarray]:
@@ -52,14 +75,16 @@ def classification_metrics(targets: np.ndarray, predictions: np.ndarray, labels:
     }
 
 
-def summarise(outputs: SplitOutputs, labels: list[str], aggregation: str, temperature: float = 1.0) -> dict[str, Any]:
+def summarise(outputs: SplitOutputs, labels: list[str], aggregation: str, temperature: float = 1.0,
+              aggregator: dict | None = None) -> dict[str, Any]:
     """The JSON-ready evaluation of one model on one split."""
-    scores = np.stack([track_scores(p, aggregation, temperature=temperature) for p in outputs.slice_probabilities])
+    scores = np.stack([track_scores(p, aggregation, temperature=temperature, aggregator=aggregator)
+                       for p in outputs.slice_probabilities])
     metrics = classification_metrics(outputs.targets, scores.argmax(axis=1), labels)
     slice_hits = np.concatenate([p.argmax(axis=1) == y for p, y in zip(outputs.slice_probabilities, outputs.targets)])
     by_method = {}
-    for method in AGGREGATIONS:
-        s = np.stack([track_scores(p, method) for p in outputs.slice_probabilities])
+    for method in AGGREGATIONS if aggregator else AGGREGATIONS[:-1]:
+        s = np.stack([track_scores(p, method, aggregator=aggregator) for p in outputs.slice_probabilities])
         by_method[method] = round(float(np.mean(s.argmax(axis=1) == outputs.targets)), 4)
     return {
         "track_accuracy": round(metrics.pop("accuracy"), 4),
@@ -73,26 +98,56 @@ def summarise(outputs: SplitOutputs, labels: list[str], aggregation: str, temper
     }
 
 
+def robustness(classifier: GenreClassifier, tracks: list[LabelledTrack], reference: np.ndarray, *,
+               n_slices: int, aggregation: str) -> dict[str, float]:
+    """Share of tracks that keep their predicted genre under each of :data:`CONDITIONS`."""
+    card = classifier.card
+    agreement = {}
+    with tempfile.TemporaryDirectory(prefix="robustness-") as tmp:
+        for condition in CONDITIONS:
+            same = []
+            for track, genre in zip(tracks, reference):
+                degraded = degrade(track.path, condition, Path(tmp))
+                p = classifier.predict_proba(track_log_mels(degraded, classifier.frontend, n_slices=n_slices))
+                same.append(np.argmax(track_scores(p, aggregation, aggregator=card.aggregator)) == genre)
+            agreement[condition] = round(float(np.mean(same)), 4)
+    return agreement
+
+
 def evaluate(data: str | Path, model: str | Path, *, split: str | None = "valid",
-             n_slices: int = N_SLICES, aggregation: str | None = None) -> dict[str, Any]:
+             n_slices: int = N_SLICES, aggregation: str | None = None,
+             calibration: bool = False, with_robustness: bool = False) -> dict[str, Any]:
     """Evaluate the int8 model, and its float twin when it exists, on ``split`` of ``data``.
 
     Returns one JSON-ready dict: the int8 model's metrics at the top level, the
     float twin's under ``"float"`` with ``"int8_float_agreement"`` (share of
-    tracks given the same genre by both).
+    tracks given the same genre by both); with ``calibration``, ``ece`` and the
+    reliability bins of the stored confidence; with ``with_robustness``,
+    ``agreement`` per re-encoding and gain condition.
     """
     classifier = GenreClassifier(model)
-    method = aggregation or classifier.card.aggregation
+    card = classifier.card
+    method = aggregation or card.aggregation
+    temperature = card.temperature if method == card.aggregation else 1.0
     tracks = read_tracks(data, split)
     log_mels = split_log_mels(tracks, classifier.frontend, n_slices=n_slices)
     outputs = run_split(classifier, tracks, log_mels)
-    report = {"model": classifier.card.tag, "split": split,
-              **summarise(outputs, classifier.labels, method, classifier.card.temperature)}
+    report = {"model": card.tag, "split": split,
+              **summarise(outputs, classifier.labels, method, temperature, card.aggregator)}
     twin = float_twin_path(model)
     if twin.is_file():
         float_outputs = run_split(GenreClassifier(twin), tracks, log_mels)
-        report["float"] = summarise(float_outputs, classifier.labels, method, classifier.card.temperature)
-        same = [np.argmax(track_scores(a, method)) == np.argmax(track_scores(b, method))
+        report["float"] = summarise(float_outputs, classifier.labels, method, temperature, card.aggregator)
+        same = [np.argmax(track_scores(a, method, aggregator=card.aggregator))
+                == np.argmax(track_scores(b, method, aggregator=card.aggregator))
                 for a, b in zip(outputs.slice_probabilities, float_outputs.slice_probabilities)]
         report["int8_float_agreement"] = round(float(np.mean(same)), 4)
+    if calibration:
+        report.update(calibration_report(outputs.slice_probabilities, outputs.targets, method, temperature,
+                                         card.aggregator))
+    if with_robustness:
+        reference = [np.argmax(track_scores(p, method, aggregator=card.aggregator))
+                     for p in outputs.slice_probabilities]
+        report["agreement"] = robustness(classifier, tracks, np.array(reference), n_slices=n_slices,
+                                         aggregation=method)
     return report

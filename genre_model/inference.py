@@ -96,8 +96,10 @@ class ModelCard:
             raise ModelError(f"sidecar {source}: front-end parameters must be exactly {', '.join(FRONTEND_KEYS)}")
         if card.frontend != frontend_params():
             raise ModelError(f"sidecar {source}: front-end {card.frontend} differs from this version's {frontend_params()}")
-        if card.aggregation not in AGGREGATIONS + ("learned",) or card.std <= 0 or card.temperature <= 0:
+        if card.aggregation not in AGGREGATIONS or card.std <= 0 or card.temperature <= 0:
             raise ModelError(f"sidecar {source}: bad aggregation, normalisation std or temperature")
+        if card.aggregation == "learned" and card.aggregator is None:
+            raise ModelError(f"sidecar {source}: learned aggregation without aggregator parameters")
         return card
 
     def to_json(self) -> dict[str, Any]:

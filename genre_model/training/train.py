@@ -23,9 +23,11 @@ import numpy as np
 from ..audio import decode_full
 from ..constants import SLICE_FRAMES, HOP_LENGTH, frontend_params
 from ..dataset import LabelledTrack, read_tracks
-from ..evaluate import evaluate
+from ..aggregate import AGGREGATIONS, fit_aggregator
+from ..calibration import calibration_report, fit_temperature
+from ..evaluate import evaluate, run_split, split_log_mels, summarise
 from ..features import log_mel_spectrogram
-from ..inference import float_twin_path, sha256_of, sidecar_path
+from ..inference import GenreClassifier, float_twin_path, sha256_of, sidecar_path
 from ..slicing import training_windows
 from .augment import codec_round_trip, gain_db_to_log_offset
 
@@ -210,7 +212,7 @@ def train(config: TrainConfig) -> dict:
 
 def write_model(config: TrainConfig, labels: list[str], mean: float, std: float,
                 float_bytes: bytes, int8_bytes: bytes, train_seconds: float) -> dict:
-    """Write the twins and the sidecar, evaluate on the validation split, record the metrics."""
+    """Write the twins and their sidecar, then aggregate, calibrate and report (:func:`finish`)."""
     out = Path(config.out).with_suffix(".tflite")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(int8_bytes)
@@ -222,16 +224,53 @@ def write_model(config: TrainConfig, labels: list[str], mean: float, std: float,
         "aggregation": "mean", "temperature": 1.0, "metrics": {},
     }
     sidecar_path(out).write_text(json.dumps(sidecar, indent=2) + "\n")
-    report = {"config": asdict(config), "size_bytes": len(int8_bytes),
-              "float_size_bytes": len(float_bytes), "train_seconds": round(train_seconds, 1)}
+    return finish(config, out, {"size_bytes": len(int8_bytes), "float_size_bytes": len(float_bytes),
+                                "train_seconds": round(train_seconds, 1)})
+
+
+def finish(config: TrainConfig, out: Path, facts: dict) -> dict:
+    """Fit the learned aggregator on the training split, pick the aggregation and calibrate it.
+
+    The aggregator sees only the training split's slice outputs. The validation
+    split chooses the aggregation and fits the temperature (that is what it is
+    for); the hidden test split checks that neither choice was optimistic.
+    Writes the final sidecar and ``<out>.report.json``; returns the report.
+    """
+    classifier = GenreClassifier(out)
+    labels = classifier.labels
+    train_tracks = read_tracks(config.data, config.train_split)
+    train_outputs = run_split(classifier, train_tracks, split_log_mels(train_tracks, classifier.frontend))
+    aggregator = fit_aggregator(train_outputs.slice_probabilities, train_outputs.targets, len(labels))
+    sidecar = json.loads(sidecar_path(out).read_text())
+    sidecar["aggregator"] = aggregator
+    report = {"config": asdict(config), **facts}
     if config.valid_split:
-        report["valid"] = evaluate(config.data, out, split=config.valid_split)
-        valid = report["valid"]
+        valid_tracks = read_tracks(config.data, config.valid_split)
+        valid = run_split(classifier, valid_tracks, split_log_mels(valid_tracks, classifier.frontend))
+        comparison = {}
+        for method in AGGREGATIONS:
+            summary = summarise(valid, labels, method, aggregator=aggregator)
+            temperature = fit_temperature(valid.slice_probabilities, valid.targets, method, aggregator)
+            calibrated = calibration_report(valid.slice_probabilities, valid.targets, method, temperature, aggregator)
+            comparison[method] = {"track_accuracy": summary["track_accuracy"],
+                                  "balanced_accuracy": summary["balanced_accuracy"],
+                                  "temperature": round(temperature, 3), "ece": calibrated["ece"]}
+        # best track accuracy, then balanced accuracy; ties keep the simpler method (listed first)
+        best = max(AGGREGATIONS, key=lambda m: (comparison[m]["track_accuracy"],
+                                                comparison[m]["balanced_accuracy"], -AGGREGATIONS.index(m)))
+        sidecar["aggregation"] = best
+        sidecar["temperature"] = comparison[best]["temperature"]
+        report["aggregation_comparison"] = comparison
+    sidecar_path(out).write_text(json.dumps(sidecar, indent=2) + "\n")
+    if config.valid_split:
+        report["valid"] = evaluate(config.data, out, split=config.valid_split, calibration=True,
+                                   with_robustness=True)
+        valid_report = report["valid"]
         sidecar["metrics"] = {
-            "split": config.valid_split, "track_accuracy": valid["track_accuracy"],
-            "balanced_accuracy": valid["balanced_accuracy"], "slice_accuracy": valid["slice_accuracy"],
-            "float_track_accuracy": valid.get("float", {}).get("track_accuracy"),
-            "per_genre_recall": valid["per_genre_recall"],
+            "split": config.valid_split,
+            **{k: valid_report[k] for k in ("track_accuracy", "balanced_accuracy", "slice_accuracy", "ece",
+                                            "per_genre_recall", "agreement")},
+            "float_track_accuracy": valid_report.get("float", {}).get("track_accuracy"),
         }
         sidecar_path(out).write_text(json.dumps(sidecar, indent=2) + "\n")
     out.with_suffix(".report.json").write_text(json.dumps(report, indent=2) + "\n")

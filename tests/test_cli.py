@@ -1,0 +1,47 @@
+"""``python -m genre_model``: help, predict, and evaluate on the real validation split."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from audio_factory import DEMO_DIR, REPO, SHARED_DATA
+
+
+def run(*args, check=True):
+    return subprocess.run([sys.executable, "-m", "genre_model", *args], cwd=REPO, capture_output=True,
+                          text=True, check=check)
+
+
+def test_help_names_every_command():
+    out = run("--help").stdout
+    assert all(c in out for c in ("train", "evaluate", "predict"))
+    assert "--calibration" in run("evaluate", "--help").stdout
+
+
+def test_predict_prints_genre_confidence_and_top_3(tmp_path):
+    bad = tmp_path / "broken.mp3"
+    bad.write_bytes(b"\x00" * 1000)
+    proc = run("predict", str(DEMO_DIR / "brahms-hungarian-dance-5.ogg"), str(bad), check=False)
+    assert proc.returncode == 1
+    line = proc.stdout.strip().splitlines()[0]
+    assert "brahms-hungarian-dance-5.ogg: classical" in line and "top 3:" in line
+    assert [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")] == [
+        ln for ln in proc.stderr.splitlines() if "broken.mp3" in ln]
+
+
+def test_evaluate_without_the_data_is_one_clear_error(tmp_path):
+    proc = run("evaluate", str(tmp_path), check=False)
+    assert proc.returncode == 1 and "split list" in proc.stderr
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared GTZAN data not present")
+def test_evaluate_shipped_model_on_valid():
+    report = json.loads(run("evaluate", str(SHARED_DATA), "--split", "valid", "--json", "--calibration").stdout)
+    assert report["n_tracks"] == 118
+    assert report["track_accuracy"] >= 0.60
+    assert abs(report["track_accuracy"] - report["float"]["track_accuracy"]) <= 0.01
+    assert set(report["confusion"]["labels"]) == set(report["per_genre_recall"])
+    assert 0 <= report["ece"] <= 1 and len(report["reliability"]) == 10
+    assert report["slice_accuracy"] > 0 and report["balanced_accuracy"] > 0
