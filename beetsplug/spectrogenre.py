@@ -22,7 +22,6 @@ from beets import ui
 from beets.dbcore import types
 from beets.plugins import BeetsPlugin
 
-AGGREGATIONS = ("vote", "mean", "logsum")  # genre_model.aggregate's, without importing numpy
 CONFIDENCE_PLACES = 3  # digits kept in the database and in file tags alike
 DEFAULT_NAMES = {"hiphop": "Hip-Hop"}  # other labels are title-cased
 
@@ -195,9 +194,15 @@ class SpectrogenrePlugin(BeetsPlugin):
         return self.config["keep_existing"].get(bool) and bool(item.genres)
 
     def _aggregation(self):
+        """The configured aggregation (None: the model's own); a bad one is a UserError."""
+        from genre_model.aggregate import AGGREGATIONS
+
         if self.config["aggregation"].get() is None:
             return None
-        return self.config["aggregation"].as_choice(AGGREGATIONS)
+        method = self.config["aggregation"].as_choice(AGGREGATIONS)
+        if method == "learned" and self.classifier.card.aggregator is None:
+            raise ui.UserError("spectrogenre: this model has no learned aggregator")
+        return method
 
     def _features(self, items, jobs):
         """Yield ``(item, future of its log-mel slices)`` in order, at most 2 * jobs in flight."""
