@@ -13,14 +13,49 @@ pytest.importorskip("keras")
 
 from genre_model.training import teacher as teacher_mod  # noqa: E402
 
-if not teacher_mod.musicnn_available():
-    pytest.skip(f"musicnn wheel not in {teacher_mod.DEFAULT_CACHE_DIR} "
-                "(pip download --no-deps musicnn==0.1.0 -d cache/musicnn)", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
 def teacher():
+    if not teacher_mod.musicnn_available():
+        pytest.skip(f"musicnn wheel not in {teacher_mod.DEFAULT_CACHE_DIR} "
+                    "(pip download --no-deps musicnn==0.1.0 -d cache/musicnn)")
     return teacher_mod.MusicnnTeacher()
+
+
+def test_fused_layers_match_plain_keras():
+    """TemporalBlock / BandMaxBN == Conv2D('same', relu) -> BatchNorm -> max over bands,
+    with random weights including negative gammas (no checkpoint needed)."""
+    import keras
+
+    rng = np.random.default_rng(0)
+    band_max_bn, temporal_block = teacher_mod._layer_classes()
+    x = rng.standard_normal((2, 37, 11, 1)).astype(np.float32)
+    kernel = rng.standard_normal((16, 5)).astype(np.float32)
+    bias, beta, mean = (rng.standard_normal(5).astype(np.float32) for _ in range(3))
+    gamma = np.array([1.0, -0.5, 2.0, -1.5, 0.3], np.float32)
+    var = rng.uniform(0.5, 2.0, 5).astype(np.float32)
+
+    conv = keras.layers.Conv2D(5, (16, 1), padding="same", activation="relu")
+    bn = keras.layers.BatchNormalization(epsilon=1e-3)
+    conv.build(x.shape)
+    bn.build((None, None, None, 5))
+    conv.set_weights([kernel[:, None, None, :], bias])
+    bn.set_weights([gamma, beta, mean, var])
+    expected = np.max(bn(conv(x), training=False), axis=2)
+
+    block = temporal_block(5, 16, phases=3)
+    block.build(x.shape)
+    block.set_weights([kernel, bias, gamma, beta, mean, var])
+    np.testing.assert_allclose(block(x), expected, rtol=1e-5, atol=1e-5)
+
+    plain = keras.layers.Conv2D(5, (16, 1), padding="same", use_bias=False)
+    plain.build(x.shape)
+    plain.set_weights([kernel[:, None, None, :]])
+    pool = band_max_bn(axis=2)
+    pool.build((None, 37, 11, 5))
+    pool.set_weights([bias, gamma, beta, mean, var])
+    np.testing.assert_allclose(pool(plain(x)), expected, rtol=1e-5, atol=1e-5)
 
 
 def _sine(freq: float = 440.0) -> np.ndarray:

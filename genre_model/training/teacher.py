@@ -73,6 +73,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
+import scipy.fft
 from scipy.signal import resample_poly
 
 from ..constants import SAMPLE_RATE, SLICE_SAMPLES
@@ -249,36 +250,82 @@ def musicnn_logmel(y16k: np.ndarray) -> np.ndarray:
     pad = TEACHER_N_FFT // 2
     y = np.pad(y, ((0, 0), (pad, pad)), mode="reflect")
     frames = np.lib.stride_tricks.sliding_window_view(y, TEACHER_N_FFT, axis=-1)[:, ::TEACHER_HOP]
-    spec = np.fft.rfft(frames * _hann(), axis=-1)
+    spec = scipy.fft.rfft(frames * _hann(), axis=-1, workers=-1)  # complex64
     power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
-    mel = power @ mel_filterbank().T
+    mel = (power.reshape(-1, power.shape[-1]) @ mel_filterbank().T).reshape(*power.shape[:2], -1)
     out = np.log10(np.float32(10_000.0) * mel + np.float32(1.0)).astype(np.float32)
     return out[0] if squeeze else out
 
 
 # --------------------------------------------------------------------------- network
+#
+# musicnn applies "conv -> ReLU -> BatchNorm -> max over all mel bands" to large maps
+# (up to 96 bands x 161 frames x 204 filters per slice). For each channel, bias + ReLU +
+# BatchNorm is monotone (non-increasing where gamma < 0), so the band maximum of it is
+# that function of the band maximum (or minimum) of the raw convolution: pooling first
+# gives the same numbers with a fraction of the memory traffic (:class:`BandMaxBN`).
+
+def _band_max_bn(hi, lo, bias, gamma, beta, mean, variance, epsilon):
+    """max over bands of BN(relu(y + bias)), from ``hi``/``lo`` = max/min of y over the bands."""
+    import tensorflow as tf
+
+    scale = gamma * tf.math.rsqrt(variance + epsilon)
+    shift = beta - mean * scale
+    hi = tf.nn.relu(hi + bias) * scale + shift
+    lo = tf.nn.relu(lo + bias) * scale + shift
+    return tf.where(scale >= 0, hi, lo)
+
 
 @functools.lru_cache(maxsize=None)
-def _temporal_conv_class():
-    """TemporalConv, defined on first use so that importing this module needs no Keras."""
+def _layer_classes():
+    """The two custom layers, defined on first use so that importing this module needs no Keras."""
     import keras
     import tensorflow as tf
 
-    class TemporalConv(keras.layers.Layer):
-        """A 'same' convolution along time, shared by every mel band, with ReLU.
+    class BandMaxBN(keras.layers.Layer):
+        """``max(BatchNorm(relu(x + bias)), axis)`` of a bias-free convolution's output, exactly.
 
-        Input (B, T, F, 1); output (B, F, T, filters), bands first: the caller max-pools
-        over them. Equal to ``Conv2D(filters, (taps, 1), padding="same", activation="relu")``
-        (TF pads ``(taps - 1) // 2`` frames before), but a one-channel 128-tap kernel makes
-        a poor matrix product, so time is cut into blocks of ``phases`` frames: then it is a
-        ``ceil((taps + phases - 1) / phases)``-tap Conv1D with ``phases`` input and
-        ``phases * filters`` output channels (one per output phase and filter), about
-        twice as fast on CPU.
+        Weights: ``bias`` (the convolution's) and the BatchNorm's ``gamma, beta,
+        moving_mean, moving_variance``; the pooled axis disappears.
         """
 
-        def __init__(self, filters: int, taps: int, phases: int = 8, **kwargs):
+        def __init__(self, axis: int, epsilon: float = 1e-3, **kwargs):
+            super().__init__(**kwargs)
+            self.axis, self.epsilon = int(axis), float(epsilon)
+
+        def build(self, input_shape):
+            c = (input_shape[-1],)
+            self.bias = self.add_weight(name="bias", shape=c, initializer="zeros")
+            self.gamma = self.add_weight(name="gamma", shape=c, initializer="ones")
+            self.beta = self.add_weight(name="beta", shape=c, initializer="zeros")
+            self.moving_mean = self.add_weight(name="moving_mean", shape=c, initializer="zeros")
+            self.moving_variance = self.add_weight(name="moving_variance", shape=c, initializer="ones")
+
+        def call(self, x):
+            return _band_max_bn(tf.reduce_max(x, self.axis), tf.reduce_min(x, self.axis), self.bias,
+                                self.gamma, self.beta, self.moving_mean, self.moving_variance,
+                                self.epsilon)
+
+        def compute_output_shape(self, input_shape):
+            return tuple(d for i, d in enumerate(input_shape) if i != self.axis % len(input_shape))
+
+    class TemporalBlock(keras.layers.Layer):
+        """musicnn's temporal branch: 'same' convolutions along time shared by every mel band,
+        then ReLU, BatchNorm and max over the bands. Input (B, T, F, 1), output (B, T, filters).
+
+        The three kernels (128, 64 and 32 taps, 51 filters each) are stored as one 128-tap
+        kernel of 153 filters, the shorter ones centred in zeros (TF's 'same' puts
+        ``(taps - 1) // 2`` frames before). A one-channel 128-tap convolution makes a poor
+        matrix product, so time is cut into blocks of ``phases`` frames: then it is a
+        ``ceil((taps + phases - 1) / phases)``-tap Conv1D with ``phases`` input channels and
+        ``phases * filters`` output channels (one per output phase and filter).
+        """
+
+        def __init__(self, filters: int, taps: int, phases: int = 8, epsilon: float = 1e-3,
+                     **kwargs):
             super().__init__(**kwargs)
             self.filters, self.taps, self.phases = int(filters), int(taps), int(phases)
+            self.epsilon = float(epsilon)
             self.blocks = -(-(self.taps + self.phases - 1) // self.phases)
             # polyphase kernel W[b, p, r] = kernel[phases * b + p - r] where that tap exists
             b, p, r = np.meshgrid(*(np.arange(n) for n in (self.blocks, self.phases, self.phases)),
@@ -288,8 +335,13 @@ def _temporal_conv_class():
             self._valid = ((tap >= 0) & (tap < self.taps)).astype(np.float32)[..., None]
 
         def build(self, input_shape):
+            c = (self.filters,)
             self.kernel = self.add_weight(name="kernel", shape=(self.taps, self.filters))
-            self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+            self.bias = self.add_weight(name="bias", shape=c, initializer="zeros")
+            self.gamma = self.add_weight(name="gamma", shape=c, initializer="ones")
+            self.beta = self.add_weight(name="beta", shape=c, initializer="zeros")
+            self.moving_mean = self.add_weight(name="moving_mean", shape=c, initializer="zeros")
+            self.moving_variance = self.add_weight(name="moving_variance", shape=c, initializer="ones")
 
         def call(self, x):
             s, nb = self.phases, self.blocks
@@ -304,18 +356,23 @@ def _temporal_conv_class():
             x = tf.pad(x, ((0, 0), (0, 0), (before, after)))
             x = tf.reshape(x, (-1, n_out + nb - 1, s))  # (B*F, blocks, phases)
             y = tf.nn.conv1d(x, w, 1, "VALID")  # (B*F, n_out, phases * filters)
-            y = tf.reshape(y, (batch, bands, n_out * s, self.filters))[:, :, :frames]
-            return tf.nn.relu(y + self.bias)
+            y = tf.reshape(y, (batch, bands, n_out * s, self.filters))
+            hi = tf.reduce_max(y, axis=1)[:, :frames]
+            lo = tf.reduce_min(y, axis=1)[:, :frames]
+            return _band_max_bn(hi, lo, self.bias, self.gamma, self.beta, self.moving_mean,
+                                self.moving_variance, self.epsilon)
 
         def compute_output_shape(self, input_shape):
-            return (input_shape[0], input_shape[2], input_shape[1], self.filters)
+            return (input_shape[0], input_shape[1], self.filters)
 
-    return TemporalConv
+    return BandMaxBN, TemporalBlock
 
 
-def TemporalConv(filters: int, taps: int, phases: int = 8, **kwargs):  # noqa: N802 (a layer)
-    """See ``_temporal_conv_class``: the temporal branch of musicnn as one fast layer."""
-    return _temporal_conv_class()(filters, taps, phases, **kwargs)
+# The three temporal convolutions + BatchNorms of the checkpoint (conv2d_2..4,
+# batch_normalization_3..5) are one TemporalBlock; (index, taps) of each.
+TEMPORAL_BLOCK = "temporal_conv2d_2_3_4"
+_TEMPORAL_PARTS = ((2, 128), (3, 64), (4, 32))
+_BN_KEYS = ("gamma", "beta", "moving_mean", "moving_variance")
 
 
 def build_musicnn(n_tags: int = N_TAGS, name: str = "musicnn"):
@@ -324,39 +381,32 @@ def build_musicnn(n_tags: int = N_TAGS, name: str = "musicnn"):
     Input: (batch, frames, 96) log-mel. Outputs: the 200-d penultimate embedding (after
     its BatchNorm, as the reference's ``penultimate``) and the ``n_tags`` logits.
     Layer names are the TF1 checkpoint's variable scopes, so :func:`load_musicnn`
-    copies weights by name. Inference only: no dropout.
+    copies weights by name. Inference only: no dropout, BatchNorm uses moving statistics.
     """
     import keras
     from keras import layers, ops
 
-    def bn(scope):
-        return layers.BatchNormalization(epsilon=1e-3, name=scope)
-
+    BandMaxBN, TemporalBlock = _layer_classes()
     x_in = keras.Input(shape=(None, TEACHER_N_MELS), name="logmel")
     x = layers.Reshape((-1, TEACHER_N_MELS, 1))(x_in)
-    x = bn("batch_normalization")(x)
+    x = layers.BatchNormalization(epsilon=1e-3, name="batch_normalization")(x)
 
     # front-end: timbral convolutions (7x38, 7x67; 'same' in time only) and temporal ones
-    # (128x1, 64x1, 32x1, 'same'), each BatchNorm'd and max-pooled over all frequencies.
-    # The three temporal convolutions run as ONE 128-tap convolution with 153 filters (the
-    # 64- and 32-tap kernels centred in zeros), computed by TemporalConv's polyphase trick.
+    # (128x1, 64x1, 32x1, 'same'), each ReLU'd, BatchNorm'd and max-pooled over all bands
     x_pad = layers.ZeroPadding2D(((3, 3), (0, 0)))(x)
     branches = []
     for i, kernel in enumerate([(7, 38), (7, 67)]):
-        conv_name = "conv2d" if i == 0 else f"conv2d_{i}"
-        h = layers.Conv2D(204, kernel, padding="valid", activation="relu", name=conv_name)(x_pad)
-        h = bn(f"batch_normalization_{i + 1}")(h)
-        branches.append(ops.max(h, axis=2))
-    h = TemporalConv(3 * 51, 128, name=TEMPORAL_CONV)(x)  # (B, F, T, 153): bands first
-    h = bn(TEMPORAL_BN)(h)
-    branches.append(ops.max(h, axis=1))
+        h = layers.Conv2D(204, kernel, padding="valid", use_bias=False,
+                          name="conv2d" if i == 0 else f"conv2d_{i}")(x_pad)
+        branches.append(BandMaxBN(axis=2, name=f"batch_normalization_{i + 1}")(h))
+    branches.append(TemporalBlock(3 * 51, 128, name=TEMPORAL_BLOCK)(x))
     front = layers.Concatenate(axis=-1)(branches)  # (B, T, 204 + 204 + 3 * 51 = 561)
 
     # mid-end: three 1-D convolutions over time (kernel 7), residual on the last two
     def midend_conv(h, i):
         h = layers.ZeroPadding1D(3)(h)
         h = layers.Conv1D(64, 7, padding="valid", activation="relu", name=f"conv2d_{i}")(h)
-        return bn(f"batch_normalization_{i + 1}")(h)
+        return layers.BatchNormalization(epsilon=1e-3, name=f"batch_normalization_{i + 1}")(h)
 
     m1 = midend_conv(front, 5)
     m2 = layers.Add()([midend_conv(m1, 6), m1])
@@ -366,43 +416,38 @@ def build_musicnn(n_tags: int = N_TAGS, name: str = "musicnn"):
     # back-end: max and mean over time, INTERLEAVED (max0, mean0, max1, mean1, ...)
     pooled = ops.stack([ops.max(mid, axis=1), ops.mean(mid, axis=1)], axis=-1)  # (B, 753, 2)
     flat = layers.Reshape((-1,))(pooled)  # (B, 1506)
-    flat = bn("batch_normalization_9")(flat)
+    flat = layers.BatchNormalization(epsilon=1e-3, name="batch_normalization_9")(flat)
     dense = layers.Dense(EMBED_DIM, activation="relu", name="dense")(flat)
-    penultimate = bn("batch_normalization_10")(dense)
+    penultimate = layers.BatchNormalization(epsilon=1e-3, name="batch_normalization_10")(dense)
     logits = layers.Dense(n_tags, name="dense_1")(penultimate)
     return keras.Model(x_in, [penultimate, logits], name=name)
 
 
-# The three temporal convolutions of the checkpoint (conv2d_2..4, batch_normalization_3..5)
-# merged into one layer: kernel taps and where they sit inside the 128-tap window.
-TEMPORAL_CONV, TEMPORAL_BN = "temporal_conv2d_2_3_4", "temporal_batch_normalization_3_4_5"
-_TEMPORAL_PARTS = ((2, 128), (3, 64), (4, 32))
-
-
-def _checkpoint_weights(reader, layer) -> list[np.ndarray]:
-    """The checkpoint tensors of one Keras layer, in ``layer.weights`` order."""
+def _checkpoint_weights(get, layer) -> list[np.ndarray]:
+    """The checkpoint tensors of one Keras layer, in ``layer.weights`` order (``get(name)``)."""
     import keras
 
-    bn_keys = ("gamma", "beta", "moving_mean", "moving_variance")
-    if layer.name == TEMPORAL_CONV:
+    BandMaxBN, TemporalBlock = _layer_classes()
+    if isinstance(layer, TemporalBlock):
         kernel = np.zeros((128, 3 * 51), np.float32)
-        biases = []
         for j, (i, taps) in enumerate(_TEMPORAL_PARTS):
-            # TF 'same' pads (k-1)//2 before: a k-tap kernel starts at 63 - (k-1)//2 in the window
             start = 63 - (taps - 1) // 2
-            kernel[start:start + taps, 51 * j:51 * (j + 1)] = reader.get_tensor(f"conv2d_{i}/kernel")[:, 0, 0]
-            biases.append(reader.get_tensor(f"conv2d_{i}/bias"))
-        return [kernel, np.concatenate(biases)]
-    if layer.name == TEMPORAL_BN:
-        return [np.concatenate([reader.get_tensor(f"batch_normalization_{i + 1}/{k}")
-                                for i, _ in _TEMPORAL_PARTS]) for k in bn_keys]
+            kernel[start:start + taps, 51 * j:51 * (j + 1)] = get(f"conv2d_{i}/kernel")[:, 0, 0]
+        rest = [np.concatenate([get(f"{scope}_{i + k}/{key}") for i, _ in _TEMPORAL_PARTS])
+                for scope, k, key in [("conv2d", 0, "bias")]
+                + [("batch_normalization", 1, key) for key in _BN_KEYS]]
+        return [kernel, *rest]
+    if isinstance(layer, BandMaxBN):  # batch_normalization_k pools conv2d_{k-1}
+        k = int(layer.name.rsplit("_", 1)[1])
+        conv = "conv2d" if k == 1 else f"conv2d_{k - 1}"
+        return [get(f"{conv}/bias")] + [get(f"{layer.name}/{key}") for key in _BN_KEYS]
     if isinstance(layer, keras.layers.BatchNormalization):
-        return [reader.get_tensor(f"{layer.name}/{k}") for k in bn_keys]
-    kernel, bias = (reader.get_tensor(f"{layer.name}/{k}") for k in ("kernel", "bias"))
-    if kernel.ndim == 4 and len(layer.weights[0].shape) == 3:
+        return [get(f"{layer.name}/{key}") for key in _BN_KEYS]
+    values = [get(f"{layer.name}/kernel")] + ([get(f"{layer.name}/bias")] if layer.use_bias else [])
+    if values[0].ndim == 4 and len(layer.weights[0].shape) == 3:
         # mid-end: TF1 conv2d kernel (7, C, 1, 64) over a (T, C, 1) map == Conv1D (7, C, 64)
-        kernel = kernel[:, :, 0, :]
-    return [kernel, bias]
+        values[0] = values[0][:, :, 0, :]
+    return values
 
 
 def load_musicnn(ckpt_dir: str | Path, name: str | None = None):
@@ -410,25 +455,32 @@ def load_musicnn(ckpt_dir: str | Path, name: str | None = None):
 
     The checkpoint prefix is the folder itself with a trailing slash (files ``.index``,
     ``.data-00000-of-00001``); its ``checkpoint`` file points to a stale absolute path
-    and is not used.
+    and is not used. Raises ValueError unless every model tensor is used exactly once.
     """
     import tensorflow as tf
 
     ckpt_dir = Path(ckpt_dir)
     reader = tf.compat.v1.train.NewCheckpointReader(str(ckpt_dir) + "/")
+    wanted = {k for k in reader.get_variable_to_shape_map()
+              if "/Adam" not in k and not k.startswith("beta")}
+    used: list[str] = []
+
+    def get(key: str) -> np.ndarray:
+        used.append(key)
+        return reader.get_tensor(key)
+
     model = build_musicnn(name=name or ckpt_dir.name)
-    copied = 0
     for layer in model.layers:
         if not layer.weights:
             continue
-        values = _checkpoint_weights(reader, layer)
+        values = _checkpoint_weights(get, layer)
         for var, val in zip(layer.weights, values, strict=True):
             if tuple(var.shape) != val.shape:
                 raise ValueError(f"{ckpt_dir.name}: {layer.name} {var.shape} vs checkpoint {val.shape}")
         layer.set_weights(values)
-        copied += len(values) if layer.name not in (TEMPORAL_CONV, TEMPORAL_BN) else 3 * len(values)
-    if copied != 64:
-        raise ValueError(f"{ckpt_dir.name}: copied {copied} tensors, expected 64")
+    if sorted(used) != sorted(wanted) or len(used) != 64:
+        raise ValueError(f"{ckpt_dir.name}: copied {len(used)} tensors; unused "
+                         f"{sorted(wanted - set(used))}, unknown {sorted(set(used) - wanted)}")
     return model
 
 
