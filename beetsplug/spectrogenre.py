@@ -9,6 +9,7 @@ loading the plugin costs other ``beet`` commands nothing.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -67,6 +68,7 @@ class SpectrogenrePlugin(BeetsPlugin):
             out_type=float,
         ))
         self._clf = None
+        self._track_log = self._log.info  # beets shows an import stage's info lines with -v
         if self.config["auto"].get(bool):
             self.import_stages = [self.imported]
             self.register_listener("import_begin", self._load_on_import)
@@ -120,6 +122,7 @@ class SpectrogenrePlugin(BeetsPlugin):
 
     def command(self, lib, opts, args):
         self.config.set_args({"force": opts.force})
+        self._track_log = self._log.debug  # and a command's debug lines with -v
         self.classifier  # noqa: B018 -- a bad model stops us before any track is touched
         write = ui.should_write(opts.write)
         counts = Counter()
@@ -156,7 +159,8 @@ class SpectrogenrePlugin(BeetsPlugin):
         from genre_model.errors import DecodeError
 
         aggregation = self._aggregation()
-        progress = total is not None and total > 1 and sys.stderr.isatty()
+        progress = (total is not None and total > 1 and not pretend and sys.stderr.isatty()
+                    and not self._log.isEnabledFor(logging.DEBUG))
         votes = {}
         with closing(self._features(self._unskipped(items, counts), jobs)) as analysed:
             for item, features in analysed:
@@ -166,6 +170,8 @@ class SpectrogenrePlugin(BeetsPlugin):
                 try:
                     log_mels = features.result()
                 except DecodeError as exc:
+                    if progress:
+                        print("\r\033[K", end="", file=sys.stderr)
                     self._log.error("{}", exc)
                     counts["failed"] += 1
                     continue
@@ -255,7 +261,7 @@ class SpectrogenrePlugin(BeetsPlugin):
         if pretend:
             ui.print_(template.format(*args))
         else:
-            self._log.info(template, *args)
+            self._track_log(template, *args)
 
     def tag_album(self, album, votes, pretend):
         """Set the album's genres by its tracks' genres weighted by confidence.
