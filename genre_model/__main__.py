@@ -28,6 +28,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, default=40)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--version", default="1.0.0", help="model version stored in the sidecar")
+    train.add_argument("--distill", action="store_true",
+                       help="also learn from the musicnn teacher on labelled and unlabelled music")
+    train.add_argument("--stem-stride", type=int, default=1, choices=(1, 2),
+                       help="stride of the first convolution: 2 trains 4x faster (default: %(default)s)")
+    train.add_argument("--unlabelled-slices", type=int, default=4000,
+                       help="slices of unlabelled music for --distill (default: %(default)s)")
 
     ev = sub.add_parser("evaluate", help="track-level accuracy of a model on a labelled split",
                         description="Evaluate a model (and its float twin, when present) at track level.")
@@ -84,7 +90,8 @@ def _train(args, argv: list[str] | None) -> int:
 
     report = train(TrainConfig(data=args.data, out=args.out, train_split=args.split,
                                valid_split=args.valid_split or None, epochs=args.epochs,
-                               seed=args.seed, version=args.version))
+                               seed=args.seed, version=args.version, distill=args.distill,
+                               unlabelled_slices=args.unlabelled_slices, stem_stride=args.stem_stride))
     if "valid" in report:
         command = "python -m genre_model " + " ".join(sys.argv[1:] if argv is None else argv)
         page = write_model_card(report, Path(args.out).with_suffix(".tflite"), command)

@@ -37,29 +37,43 @@ def aggregator_features(probabilities: np.ndarray) -> np.ndarray:
     return np.concatenate([p.mean(axis=0), np.log(p + _EPS).mean(axis=0), votes])
 
 
-def fit_aggregator(slice_probabilities: list[np.ndarray], targets: np.ndarray, n_genres: int, *,
-                   l2: float = 1e-2, steps: int = 2000, learning_rate: float = 0.5) -> dict:
-    """Fit the learned aggregator: class-balanced softmax regression on :func:`aggregator_features`.
+def fit_softmax_regression(x: np.ndarray, targets: np.ndarray, n_classes: int, *, l2: float = 1e-2,
+                           steps: int = 2000, learning_rate: float = 0.5) -> dict:
+    """Class-balanced multinomial logistic regression on standardised features, by gradient descent.
 
-    Returns the parameters as stored in a model's sidecar: ``weights``
-    (3 * n_genres x n_genres), ``bias``, and the feature ``mean`` and ``scale``.
+    Returns ``weights`` (n_features x n_classes), ``bias`` and the feature ``mean``
+    and ``scale``, as lists (JSON-ready); apply with :func:`softmax_regression_logits`.
     """
-    f = np.stack([aggregator_features(p) for p in slice_probabilities])
-    mean, scale = f.mean(axis=0), f.std(axis=0) + 1e-6
-    x = (f - mean) / scale
-    y = np.eye(n_genres)[targets]
-    counts = np.bincount(targets, minlength=n_genres).astype(np.float64)
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
+    z_x = (x - mean) / scale
+    y = np.eye(n_classes)[targets]
+    counts = np.bincount(targets, minlength=n_classes).astype(np.float64)
     w_sample = (1.0 / np.maximum(counts, 1))[targets]
     w_sample /= w_sample.sum()
-    weights, bias = np.zeros((x.shape[1], n_genres)), np.zeros(n_genres)
+    weights, bias = np.zeros((x.shape[1], n_classes)), np.zeros(n_classes)
     for _ in range(steps):
-        z = x @ weights + bias
+        z = z_x @ weights + bias
         z = np.exp(z - z.max(axis=1, keepdims=True))
         grad = (z / z.sum(axis=1, keepdims=True) - y) * w_sample[:, None]
-        weights -= learning_rate * (x.T @ grad + l2 * weights)
+        weights -= learning_rate * (z_x.T @ grad + l2 * weights)
         bias -= learning_rate * grad.sum(axis=0)
     return {"weights": weights.round(6).tolist(), "bias": bias.round(6).tolist(),
             "mean": mean.round(6).tolist(), "scale": scale.round(6).tolist()}
+
+
+def softmax_regression_logits(params: dict, x: np.ndarray) -> np.ndarray:
+    """Logits of a :func:`fit_softmax_regression` model for features ``x`` (..., n_features)."""
+    z_x = (x - np.asarray(params["mean"])) / np.asarray(params["scale"])
+    return z_x @ np.asarray(params["weights"]) + np.asarray(params["bias"])
+
+
+def fit_aggregator(slice_probabilities: list[np.ndarray], targets: np.ndarray, n_genres: int) -> dict:
+    """Fit the learned aggregator: a softmax regression on :func:`aggregator_features`.
+
+    Returns its parameters as stored in a model's sidecar.
+    """
+    features = np.stack([aggregator_features(p) for p in slice_probabilities])
+    return fit_softmax_regression(features, targets, n_genres)
 
 
 def track_scores(probabilities: np.ndarray, method: str = "mean", *, temperature: float = 1.0,
@@ -95,8 +109,7 @@ def track_scores(probabilities: np.ndarray, method: str = "mean", *, temperature
     elif method == "learned":
         if aggregator is None:
             raise ParameterError("the learned aggregation needs a model with a fitted aggregator")
-        f = (aggregator_features(p) - np.asarray(aggregator["mean"])) / np.asarray(aggregator["scale"])
-        log_scores = f @ np.asarray(aggregator["weights"]) + np.asarray(aggregator["bias"])
+        log_scores = softmax_regression_logits(aggregator, aggregator_features(p))
     else:
         raise ParameterError(f"aggregation must be one of {AGGREGATIONS}, got {method!r}")
     z = log_scores / temperature

@@ -19,6 +19,16 @@ def confused_pairs(confusion: dict, k: int = 5) -> list[tuple[str, str, int]]:
             if matrix[i, j] > 0]
 
 
+_DISTILLATION = """Knowledge distillation: a second head (dropped at export) learns, on every slice, the
+400-d embedding (MSD and MTT penultimate layers) of the pretrained musicnn models (Pons & Serra 2019;
+ISC licence, (c) Music Technology Group, Universitat Pompeu Fabra; weights read from the `musicnn`
+0.1.0 wheel at training time, never shipped), with weight {embed_weight}. {unlabelled_slices} slices
+of unlabelled real music (Debian's free game soundtracks, see `genre_model/training/teacher.py`) join
+the labelled windows, their genre target given by a softmax-regression probe on the teacher's
+embeddings fitted on the labelled training windows (weight {unlabelled_weight}).
+"""
+
+
 def _table(header: list[str], rows: list[list]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -99,9 +109,11 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
         f"{config['window_hop_frames']} frames, each epoch in the original or a lossy copy "
         f"({', '.join(config['codecs']) or 'none'}); random gain +-{config['gain_db']} dB, spectral tilt, "
         f"{config['time_masks']} time and {config['freq_masks']} frequency masks. "
-        f"Architecture: conv3x3-BN-ReLU-maxpool blocks {config['widths']}, conv, global average pooling, "
+        f"Architecture: conv3x3-BN-ReLU-maxpool blocks {config['widths']} (first conv stride "
+        f"{config.get('stem_stride', 1)}), conv, global average pooling, "
         f"dropout {config['dropout']}, softmax. Trained in {report['train_seconds'] / 60:.0f} minutes on 2 CPU cores.",
         "",
+        *(_DISTILLATION.format(**config).splitlines() if config.get("distill") else []),
         "Reproduce (2 CPU cores, from the repository root, `pip install '.[train]'` first):",
         "",
         "```",

@@ -52,12 +52,17 @@ class TrainConfig:
     window_hop_frames: int = 32  # training windows every 0.64 s
     codecs: tuple[str, ...] = ("mp3", "opus")  # lossy copies of every training track
     widths: tuple[int, ...] = (16, 32, 64, 128)
+    stem_stride: int = 1  # stride of the first conv: 2 makes the network 4x cheaper
     dropout: float = 0.3
     gain_db: float = 6.0  # random gain in [-gain_db, +gain_db]
     tilt: float = 1.0  # random spectral tilt (ln-power units across the mel axis)
     time_masks: int = 2
     freq_masks: int = 2
     threads: int = 2
+    distill: bool = False  # learn from the musicnn teacher too (training/distill.py)
+    unlabelled_slices: int = 4000  # slices of unlabelled music for distillation
+    embed_weight: float = 1.0  # weight of the teacher-embedding loss
+    unlabelled_weight: float = 0.5  # weight of an unlabelled slice's genre loss (a labelled one: ~1)
     cache_dir: str | None = "cache/windows"  # prepared windows, reused across runs (None: off)
 
 
@@ -109,15 +114,20 @@ def build_dataset(tracks: list[LabelledTrack], labels: list[str], config: TrainC
     return x, y, weight / weight.mean()
 
 
-def build_model(n_labels: int, config: TrainConfig, n_mels: int = 128):
-    """conv3x3-BN-ReLU-maxpool blocks, a 3x3 conv, global average pooling, softmax."""
+def build_model(n_labels: int, config: TrainConfig, *, embed_dim: int = 0, n_mels: int = 128):
+    """conv3x3-BN-ReLU-maxpool blocks, a 3x3 conv, global average pooling, softmax.
+
+    Returns the model to ship (slices -> genre probabilities) and the model to
+    train, whose output also holds ``embed_dim`` teacher-embedding predictions
+    after the genre probabilities (the same model when ``embed_dim`` is 0).
+    """
     import keras
     from keras import layers
 
     inputs = keras.Input((n_mels, SLICE_FRAMES, 1), name="log_mel")
     x = inputs
-    for width in config.widths:
-        x = layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
+    for i, width in enumerate(config.widths):
+        x = layers.Conv2D(width, 3, strides=config.stem_stride if i == 0 else 1, padding="same", use_bias=False)(x)
         # momentum 0.9: with ~100 steps an epoch, 0.99 leaves the moving statistics far off
         x = layers.BatchNormalization(momentum=0.9)(x)
         x = layers.ReLU()(x)
@@ -125,10 +135,35 @@ def build_model(n_labels: int, config: TrainConfig, n_mels: int = 128):
     x = layers.Conv2D(config.widths[-1], 3, padding="same", use_bias=False)(x)
     x = layers.BatchNormalization(momentum=0.9)(x)
     x = layers.ReLU()(x)
-    x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dropout(config.dropout)(x)
-    outputs = layers.Dense(n_labels, activation="softmax", name="genre")(x)
-    return keras.Model(inputs, outputs)
+    features = layers.GlobalAveragePooling2D()(x)
+    genre = layers.Dense(n_labels, activation="softmax", name="genre")(layers.Dropout(config.dropout)(features))
+    shipped = keras.Model(inputs, genre)
+    if not embed_dim:
+        return shipped, shipped
+    embedding = layers.Dense(embed_dim, name="teacher_embedding")(features)
+    return shipped, keras.Model(inputs, layers.Concatenate()([genre, embedding]))
+
+
+def genre_and_embedding_loss(n_labels: int, config: TrainConfig):
+    """Loss on targets laid out as [genre distribution | teacher embedding | genre weight | embedding weight].
+
+    Cross-entropy with label smoothing on the genre, plus ``embed_weight`` times
+    the mean squared error of the (standardised) teacher embedding.
+    """
+    from keras import ops
+
+    smoothing = config.label_smoothing
+
+    def loss(y_true, y_pred):
+        target = y_true[:, :n_labels] * (1 - smoothing) + smoothing / n_labels
+        cross_entropy = -ops.sum(target * ops.log(y_pred[:, :n_labels] + 1e-7), axis=-1)
+        total = y_true[:, -2] * cross_entropy
+        if y_true.shape[-1] > n_labels + 2:
+            error = ops.mean(ops.square(y_true[:, n_labels:-2] - y_pred[:, n_labels:]), axis=-1)
+            total = total + config.embed_weight * y_true[:, -1] * error
+        return total
+
+    return loss
 
 
 def augment(x: np.ndarray, rng: np.random.Generator, config: TrainConfig) -> np.ndarray:
@@ -188,25 +223,36 @@ def train(config: TrainConfig) -> dict:
     x = (x - mean) / std
     log.info("%d training windows in %d versions, %.0f s", x.shape[1], len(x), time.time() - started)
 
-    model = build_model(len(labels), config)
-    steps = config.epochs * int(np.ceil(x.shape[1] / config.batch_size))
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps)
-    model.compile(optimizer=keras.optimizers.Adam(schedule),
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-                  metrics=["accuracy"])
+    # targets: [genre distribution | teacher embedding | genre weight | embedding weight]
     targets = np.eye(len(labels), dtype=np.float32)[y]
+    unlabelled_x = np.zeros((0, *x.shape[2:]), dtype=np.float32)
+    if config.distill:
+        from .distill import distillation_set
+
+        embeddings, unlabelled_x, unlabelled_targets = distillation_set(tracks, y, len(labels), config)
+        unlabelled_x = (unlabelled_x - mean) / std
+        targets = np.concatenate([targets, embeddings, weight[:, None], np.ones((len(y), 1))], axis=1)
+        targets = np.concatenate([targets, unlabelled_targets]).astype(np.float32)
+    else:
+        targets = np.concatenate([targets, weight[:, None], np.ones((len(y), 1))], axis=1).astype(np.float32)
+    embed_dim = targets.shape[1] - len(labels) - 2
+
+    shipped, model = build_model(len(labels), config, embed_dim=embed_dim)
+    n_samples = x.shape[1] + len(unlabelled_x)
+    steps = config.epochs * int(np.ceil(n_samples / config.batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=genre_and_embedding_loss(len(labels), config))
     for epoch in range(config.epochs):
         # each window is seen once an epoch, in one of its versions (original or a codec copy)
         version = rng.integers(0, len(x), x.shape[1])
-        chosen = x[version, np.arange(x.shape[1])]
-        history = model.fit(augment(chosen, rng, config)[..., None], targets, sample_weight=weight,
+        chosen = np.concatenate([x[version, np.arange(x.shape[1])], unlabelled_x])
+        history = model.fit(augment(chosen, rng, config)[..., None], targets,
                             batch_size=config.batch_size, epochs=1, shuffle=True, verbose=0)
-        log.info("epoch %d/%d loss %.3f accuracy %.3f", epoch + 1, config.epochs,
-                 history.history["loss"][0], history.history["accuracy"][0])
+        log.info("epoch %d/%d loss %.3f", epoch + 1, config.epochs, history.history["loss"][0])
     train_seconds = time.time() - started
 
     representative = x[0, rng.choice(x.shape[1], size=min(300, x.shape[1]), replace=False)]
-    float_bytes, int8_bytes = convert(model, representative)
+    float_bytes, int8_bytes = convert(shipped, representative)
     return write_model(config, labels, mean, std, float_bytes, int8_bytes, train_seconds)
 
 

@@ -1,0 +1,98 @@
+"""Knowledge distillation targets from the musicnn teacher (training time only).
+
+The student (our small CNN) learns, on every slice, to predict the teacher's
+400-d embedding; on unlabelled music it also learns the genre that a linear
+probe on the teacher's embeddings gives. Labelled slices keep their true genre.
+"""
+
+from __future__ import annotations
+
+import logging
+from math import ceil
+
+import numpy as np
+
+from ..aggregate import fit_softmax_regression, softmax_regression_logits
+from ..analysis import SILENCE_PEAK
+from ..audio import decode_full, decode_segments, probe_duration
+from ..constants import HOP_LENGTH, SLICE_SECONDS
+from ..dataset import LabelledTrack
+from ..errors import DecodeError
+from ..features import log_mel_spectrogram
+from ..slicing import slice_starts, training_windows
+from .teacher import MusicnnTeacher, embed_cached, unlabelled_audio_files
+
+log = logging.getLogger(__name__)
+
+
+def labelled_embeddings(teacher: MusicnnTeacher, tracks: list[LabelledTrack], hop_frames: int) -> np.ndarray:
+    """Teacher embeddings of every training window, in the order of ``train.build_dataset``.
+
+    Returns
+    -------
+    E : np.ndarray [shape=(n_windows, 400)]
+    """
+    hop = hop_frames * HOP_LENGTH
+    return np.concatenate([
+        embed_cached(teacher, f"{t.path}|{t.path.stat().st_mtime_ns}|hop={hop}",
+                     lambda t=t: training_windows(decode_full(t.path), hop=hop))
+        for t in tracks])
+
+
+def unlabelled_slices(teacher: MusicnnTeacher, n_slices: int) -> tuple[np.ndarray, np.ndarray]:
+    """About ``n_slices`` slices spread over the unlabelled soundtracks, with their teacher embeddings.
+
+    Returns
+    -------
+    log_mels : np.ndarray [shape=(n, n_mels, slice_frames)]
+    E : np.ndarray [shape=(n, 400)]
+    """
+    files = unlabelled_audio_files()
+    if not files:
+        raise DecodeError("/usr/share/games", "no unlabelled music installed (see training/teacher.py)")
+    per_file = ceil(n_slices / len(files))
+    log_mels, embeddings = [], []
+    for path in files:
+        try:
+            duration = probe_duration(path)
+            windows = decode_segments(path, slice_starts(duration, n_slices=per_file, slice_seconds=SLICE_SECONDS))
+        except DecodeError as exc:
+            log.warning("skipping unlabelled %s", exc)
+            continue
+        windows = windows[np.abs(windows).max(axis=1) >= SILENCE_PEAK]
+        if len(windows):
+            log_mels.append(log_mel_spectrogram(windows))
+            embeddings.append(embed_cached(teacher, f"{path}|{duration}|slices={per_file}", windows))
+    log.info("%d unlabelled slices from %d files", sum(map(len, log_mels)), len(files))
+    return np.concatenate(log_mels), np.concatenate(embeddings)
+
+
+def probe_genres(labelled: np.ndarray, targets: np.ndarray, n_genres: int, unlabelled: np.ndarray) -> np.ndarray:
+    """Genre probabilities of unlabelled slices by a softmax regression on the teacher's embeddings.
+
+    Returns
+    -------
+    P : np.ndarray [shape=(n_unlabelled, n_genres)]
+    """
+    probe = fit_softmax_regression(labelled, targets, n_genres, l2=1e-1, steps=500)
+    z = softmax_regression_logits(probe, unlabelled)
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def distillation_set(tracks: list[LabelledTrack], window_genres: np.ndarray, n_genres: int, config):
+    """Teacher targets for the labelled windows, and unlabelled slices with their targets.
+
+    Returns the labelled windows' standardised embeddings (n_windows, 400), the
+    unlabelled log-mels (n, n_mels, frames) and their targets laid out as
+    [probe genre distribution | embedding | genre weight | embedding weight].
+    """
+    teacher = MusicnnTeacher()
+    labelled = labelled_embeddings(teacher, tracks, config.window_hop_frames)
+    unlabelled_x, unlabelled = unlabelled_slices(teacher, config.unlabelled_slices)
+    genres = probe_genres(labelled, window_genres, n_genres, unlabelled)
+    mean, std = labelled.mean(axis=0), labelled.std(axis=0) + 1e-6
+    targets = np.concatenate([genres, (unlabelled - mean) / std,
+                              np.full((len(genres), 1), config.unlabelled_weight), np.ones((len(genres), 1))],
+                             axis=1)
+    return (labelled - mean) / std, unlabelled_x, targets
