@@ -12,6 +12,8 @@ from collections import Counter
 
 import mutagen
 import pytest
+from mutagen.id3 import ID3
+from mutagen.mp4 import MP4
 from conftest import FFMPEG, MODEL, REPO, RECORDINGS, Beets, requires_model
 
 pytestmark = requires_model
@@ -34,9 +36,9 @@ def tagged(beets: Beets, key: str = "title") -> dict[str, tuple[str, str]]:
 def file_tags(path: str) -> tuple[list[str], float]:
     """Genres and confidence as stored in the file's own tag format."""
     f = mutagen.File(path)
-    if isinstance(f.tags, mutagen.id3.ID3):  # MP3 and WAV
+    if isinstance(f.tags, ID3):  # MP3 and WAV
         return list(f.tags["TCON"].text), float(f.tags["TXXX:GENRE_CONFIDENCE"].text[0])
-    if isinstance(f, mutagen.mp4.MP4):
+    if isinstance(f, MP4):
         return list(f.tags["\xa9gen"]), float(f.tags["----:com.apple.iTunes:GENRE_CONFIDENCE"][0].decode())
     return list(f.tags["genre"]), float(f.tags["genre_confidence"][0])  # Vorbis comments
 
