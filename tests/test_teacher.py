@@ -110,13 +110,18 @@ def test_loud_input_stays_finite(teacher):
 def test_embed_cached(teacher, tmp_path):
     windows = np.stack([_noise(1), _sine(220.0)])
     first = teacher_mod.embed_cached(teacher, "k1", windows, cache_dir=tmp_path)
-    assert len(list(tmp_path.glob("*.npy"))) == 1
+    assert len(list(tmp_path.glob("*.npy"))) == 2  # embeddings and tags
 
     def boom():
         raise AssertionError("cached result must not recompute")
 
     again = teacher_mod.embed_cached(teacher, "k1", boom, cache_dir=tmp_path)
     np.testing.assert_array_equal(first, again)
+    tags = teacher_mod.tags_cached(teacher, "k1", boom, cache_dir=tmp_path)
+    assert tags.shape == (2, 100)
+    # a different key, or a different number of windows, is computed afresh
+    other = teacher_mod.embed_cached(teacher, "k1", windows[:1], cache_dir=tmp_path)
+    np.testing.assert_allclose(other, first[:1], atol=1e-5)
 
 
 def test_mel_filterbank_matches_librosa_shape_and_norm():
