@@ -122,6 +122,10 @@ def test_embed_cached(teacher, tmp_path):
     # a different key, or a different number of windows, is computed afresh
     other = teacher_mod.embed_cached(teacher, "k1", windows[:1], cache_dir=tmp_path)
     np.testing.assert_allclose(other, first[:1], atol=1e-5)
+    # an embedding cached without its tags (older caches) is still used as is
+    emb_path, tags_path = teacher_mod._cache_paths("k1", tmp_path)
+    tags_path.unlink()
+    np.testing.assert_array_equal(teacher_mod.embed_cached(teacher, "k1", boom, cache_dir=tmp_path), other)
 
 
 def test_mel_filterbank_matches_librosa_shape_and_norm():

@@ -561,6 +561,20 @@ class MusicnnTeacher:
 
 # --------------------------------------------------------------------------- caching
 
+def _cache_paths(key: str, cache_dir: str | Path) -> tuple[Path, Path]:
+    digest = hashlib.sha1(f"{TEACHER_VERSION}\n{key}".encode()).hexdigest()
+    return Path(cache_dir) / f"{digest}.npy", Path(cache_dir) / f"{digest}.tags.npy"
+
+
+def _load_cached(path: Path, windows) -> np.ndarray | None:
+    """The cached array at ``path`` if it exists, reads, and has one row per window."""
+    try:
+        array = np.load(path)
+    except (OSError, ValueError):
+        return None
+    return array if callable(windows) or len(array) == len(windows) else None
+
+
 def outputs_cached(teacher: MusicnnTeacher, key: str,
                    windows: np.ndarray | Callable[[], np.ndarray],
                    cache_dir: str | Path = DEFAULT_EMBED_CACHE) -> tuple[np.ndarray, np.ndarray]:
@@ -572,22 +586,16 @@ def outputs_cached(teacher: MusicnnTeacher, key: str,
     is cached. A cached result whose row count differs from ``len(windows)`` is recomputed.
     Writes are atomic (temporary file + rename), so parallel runs never read half a file.
     """
-    cache_dir = Path(cache_dir)
-    digest = hashlib.sha1(f"{TEACHER_VERSION}\n{key}".encode()).hexdigest()
-    paths = (cache_dir / f"{digest}.npy", cache_dir / f"{digest}.tags.npy")
-    if all(p.is_file() for p in paths):
-        try:
-            emb, tags = (np.load(p) for p in paths)
-        except (OSError, ValueError):
-            emb = tags = None
-        if emb is not None and len(emb) == len(tags) and (callable(windows) or len(emb) == len(windows)):
-            return emb, tags
+    paths = _cache_paths(key, cache_dir)
+    emb, tags = (_load_cached(p, windows) for p in paths)
+    if emb is not None and tags is not None and len(emb) == len(tags):
+        return emb, tags
     if callable(windows):
         windows = windows()
     outputs = teacher.embed_and_tag(windows)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    paths[0].parent.mkdir(parents=True, exist_ok=True)
     for path, array in zip(paths, outputs):
-        with tempfile.NamedTemporaryFile(dir=cache_dir, suffix=".npy", delete=False) as tmp:
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npy", delete=False) as tmp:
             np.save(tmp, array)
         os.replace(tmp.name, path)
     return outputs
@@ -598,14 +606,16 @@ def embed_cached(teacher: MusicnnTeacher, key: str,
                  cache_dir: str | Path = DEFAULT_EMBED_CACHE) -> np.ndarray:
     """``teacher.embed(windows)`` -> (n, 400), cached on disk by ``key`` (see :func:`outputs_cached`,
     which also keeps the tag probabilities from the same forward pass)."""
-    return outputs_cached(teacher, key, windows, cache_dir)[0]
+    emb = _load_cached(_cache_paths(key, cache_dir)[0], windows)
+    return emb if emb is not None else outputs_cached(teacher, key, windows, cache_dir)[0]
 
 
 def tags_cached(teacher: MusicnnTeacher, key: str,
                 windows: np.ndarray | Callable[[], np.ndarray],
                 cache_dir: str | Path = DEFAULT_EMBED_CACHE) -> np.ndarray:
     """``teacher.tags(windows)`` -> (n, 100), cached with the embeddings under the same ``key``."""
-    return outputs_cached(teacher, key, windows, cache_dir)[1]
+    tags = _load_cached(_cache_paths(key, cache_dir)[1], windows)
+    return tags if tags is not None else outputs_cached(teacher, key, windows, cache_dir)[1]
 
 
 # --------------------------------------------------------------------------- unlabelled audio
