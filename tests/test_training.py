@@ -61,3 +61,18 @@ def test_tiny_training_run_produces_a_loadable_int8_model(dataset, tmp_path):
     assert set(report["valid"]["confusion"]["labels"]) == {"clicks", "noise", "tones"}
     p = classifier.predict_proba(np.zeros((2, 128, 128), dtype=np.float32))
     assert p.shape == (2, 3) and np.allclose(p.sum(axis=1), 1.0, atol=0.05)
+
+
+def test_distillation_head_is_dropped_from_the_shipped_model_and_its_loss_counts():
+    from genre_model.training.train import build_model, genre_and_embedding_loss
+
+    config = TrainConfig(data="", out="", widths=(4, 8), stem_stride=2, embed_weight=2.0, label_smoothing=0.0)
+    shipped, trained = build_model(3, config, embed_dim=5)
+    x = np.zeros((2, 128, 128, 1), dtype=np.float32)
+    assert shipped(x).shape == (2, 3) and trained(x).shape == (2, 8)
+    loss = genre_and_embedding_loss(3, config)
+    # genre (1, 0, 0) predicted with 0.5; embedding off by 1 in every dimension; weights 1 and 0.5
+    y_true = np.array([[1, 0, 0, 0, 0, 0, 0, 0, 1.0, 0.5]], dtype=np.float32)
+    y_pred = np.array([[0.5, 0.25, 0.25, 1, 1, 1, 1, 1]], dtype=np.float32)
+    expected = -np.log(0.5) + 2.0 * 0.5 * 1.0
+    assert float(np.asarray(loss(y_true, y_pred))[0]) == pytest.approx(expected, rel=1e-4)

@@ -15,7 +15,7 @@ import numpy as np
 from ..aggregate import fit_softmax_regression, softmax_regression_logits
 from ..analysis import SILENCE_PEAK
 from ..audio import decode_full, decode_segments, probe_duration
-from ..constants import HOP_LENGTH, SLICE_SECONDS
+from ..constants import HOP_LENGTH, N_MELS, SLICE_FRAMES, SLICE_SECONDS
 from ..dataset import LabelledTrack
 from ..errors import DecodeError
 from ..features import log_mel_spectrogram
@@ -89,8 +89,13 @@ def distillation_set(tracks: list[LabelledTrack], window_genres: np.ndarray, n_g
     """
     teacher = MusicnnTeacher()
     labelled = labelled_embeddings(teacher, tracks, config.window_hop_frames)
-    unlabelled_x, unlabelled = unlabelled_slices(teacher, config.unlabelled_slices)
-    genres = probe_genres(labelled, window_genres, n_genres, unlabelled)
+    if config.unlabelled_slices > 0:
+        unlabelled_x, unlabelled = unlabelled_slices(teacher, config.unlabelled_slices)
+        genres = probe_genres(labelled, window_genres, n_genres, unlabelled)
+    else:
+        unlabelled_x = np.zeros((0, N_MELS, SLICE_FRAMES), np.float32)
+        unlabelled = np.zeros((0, labelled.shape[1]))
+        genres = np.zeros((0, n_genres))
     mean, std = labelled.mean(axis=0), labelled.std(axis=0) + 1e-6
     targets = np.concatenate([genres, (unlabelled - mean) / std,
                               np.full((len(genres), 1), config.unlabelled_weight), np.ones((len(genres), 1))],

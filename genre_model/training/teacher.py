@@ -81,8 +81,10 @@ from pathlib import Path
 
 import numpy as np
 import scipy.fft
+import scipy.signal
 from scipy.signal import resample_poly
 
+from .. import features
 from ..constants import SAMPLE_RATE, SLICE_SAMPLES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -187,44 +189,21 @@ def _unzip_checkpoints(wheel: Path, cache_dir: Path) -> None:
 
 # --------------------------------------------------------------------------- front-end
 
-def _hz_to_mel(f: np.ndarray) -> np.ndarray:
-    """Slaney's mel scale (librosa ``htk=False``): linear below 1 kHz, logarithmic above."""
-    f = np.asarray(f, dtype=np.float64)
-    f_sp, min_log_hz, min_log_mel, logstep = 200.0 / 3, 1000.0, 15.0, np.log(6.4) / 27.0
-    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep,
-                    f / f_sp)
-
-
-def _mel_to_hz(m: np.ndarray) -> np.ndarray:
-    m = np.asarray(m, dtype=np.float64)
-    f_sp, min_log_hz, min_log_mel, logstep = 200.0 / 3, 1000.0, 15.0, np.log(6.4) / 27.0
-    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
-
-
-@functools.lru_cache(maxsize=4)
-def mel_filterbank(sr: int = TEACHER_SR, n_fft: int = TEACHER_N_FFT,
-                   n_mels: int = TEACHER_N_MELS) -> np.ndarray:
-    """librosa's default mel filterbank (Slaney scale and area norm), fmin 0, fmax sr/2.
+def mel_filterbank() -> np.ndarray:
+    """librosa's default mel filterbank (Slaney scale and area norm) at musicnn's settings.
 
     Returns
     -------
-    weights : np.ndarray [shape=(n_mels, 1 + n_fft // 2), dtype=float32]
+    weights : np.ndarray [shape=(96, 257), dtype=float32]
     """
-    fft_freqs = np.linspace(0.0, sr / 2, 1 + n_fft // 2)
-    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sr / 2), n_mels + 2))
-    fdiff = np.diff(mel_f)
-    ramps = mel_f[:, None] - fft_freqs[None, :]
-    lower = -ramps[:-2] / fdiff[:-1, None]
-    upper = ramps[2:] / fdiff[1:, None]
-    weights = np.maximum(0.0, np.minimum(lower, upper))
-    weights *= (2.0 / (mel_f[2:] - mel_f[:-2]))[:, None]
-    return weights.astype(np.float32)
+    return features.mel_filterbank(sr=TEACHER_SR, n_fft=TEACHER_N_FFT, n_mels=TEACHER_N_MELS,
+                                   fmin=0.0, fmax=TEACHER_SR / 2)
 
 
 @functools.lru_cache(maxsize=1)
-def _hann(n_fft: int = TEACHER_N_FFT) -> np.ndarray:
-    """Periodic Hann window (librosa / scipy ``get_window('hann', n, fftbins=True)``)."""
-    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+def _hann() -> np.ndarray:
+    """Periodic Hann window, as librosa uses."""
+    return scipy.signal.get_window("hann", TEACHER_N_FFT, fftbins=True).astype(np.float32)
 
 
 def to_teacher_rate(windows: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:

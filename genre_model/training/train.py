@@ -62,7 +62,7 @@ class TrainConfig:
     distill: bool = False  # learn from the musicnn teacher too (training/distill.py)
     unlabelled_slices: int = 4000  # slices of unlabelled music for distillation
     embed_weight: float = 1.0  # weight of the teacher-embedding loss
-    unlabelled_weight: float = 0.5  # weight of an unlabelled slice's genre loss (a labelled one: ~1)
+    unlabelled_weight: float = 0.2  # weight of an unlabelled slice's genre loss (a labelled one: ~1)
     cache_dir: str | None = "cache/windows"  # prepared windows, reused across runs (None: off)
 
 
