@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 class GenreModelError(Exception):
     """Base class of every error raised by genre_model."""
@@ -10,9 +12,10 @@ class GenreModelError(Exception):
 class DecodeError(GenreModelError):
     """Audio could not be decoded (missing, unreadable, corrupt, too short, silent)."""
 
-    def __init__(self, path: str | bytes, reason: str):
+    def __init__(self, path: str | bytes | os.PathLike, reason: str):
         self.path = path
         self.reason = reason
+        path = os.fspath(path)
         shown = path.decode("utf-8", "backslashreplace") if isinstance(path, bytes) else path
         super().__init__(f"{shown!r}: {reason}")
 
