@@ -52,7 +52,8 @@ FORMATS = {  # extension: ffmpeg output options; tracks are encoded round-robin,
 }
 MEMORY_TRACKS = 1_000  # tracks tagged in the memory check: the corpus, added this many times over
 LS_ITEMS = 10_000  # items in the library that ``beet ls`` is timed on
-STARTUP_REPEATS = 5  # best of / median of this many one-track runs
+STARTUP_REPEATS = 5  # start-up: the median of this many one-track runs
+LS_REPEATS = 7  # beet ls on the big library: the best of this many runs, plugin on and off
 TARGETS = {  # name: (description, check on the results)
     "c/a": ("steady state >= 6x full decode", lambda r: r["c/a"] >= 6),
     "c/b": ("steady state >= 0.8x seek-decode floor (same jobs)", lambda r: r["c/b"] >= 0.8),
@@ -167,16 +168,19 @@ def set_plugins(beetsdir: Path, plugins: bool) -> None:
     config.write_text(text.replace(off, on) if plugins else text.replace(on, off), encoding="utf-8")
 
 
-# Runs the command given as arguments; prints its wall time (s) and peak RSS (kB). Linux carries a
+# Runs the command given as arguments; prints its wall time (s), peak RSS (kB) and CPU time (s). Linux carries a
 # process's RSS high-water mark across fork and exec, so a child of this (large) benchmark process
 # would report at least the benchmark's own peak: the command is started from this small one instead.
 MEASURE = ("import os, subprocess, sys, time; t = time.perf_counter(); "
            "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL); _, status, usage = os.wait4(p.pid, 0); "
-           "print(time.perf_counter() - t, usage.ru_maxrss); sys.exit(os.waitstatus_to_exitcode(status))")
+           "print(time.perf_counter() - t, usage.ru_maxrss, usage.ru_utime + usage.ru_stime); sys.exit(os.waitstatus_to_exitcode(status))")
 
 
-def beet(beetsdir: Path, *args: str) -> tuple[float, float]:
-    """Run ``python -m beets ARGS``; return its wall time (s) and peak RSS (MB, ffmpeg children included)."""
+def beet(beetsdir: Path, *args: str) -> tuple[float, float, float]:
+    """Run ``python -m beets ARGS``; return its wall time (s), peak RSS (MB) and CPU time (s).
+
+    ffmpeg children count in the CPU time, and in the peak RSS as a maximum.
+    """
     with tempfile.TemporaryFile() as err:
         proc = subprocess.run([sys.executable, "-c", MEASURE, sys.executable, "-m", "beets", *args],
                               env=beets_env(beetsdir), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -184,8 +188,8 @@ def beet(beetsdir: Path, *args: str) -> tuple[float, float]:
         if proc.returncode != 0:
             err.seek(0)
             sys.exit(f"beet {' '.join(args)} failed:\n{err.read().decode(errors='replace')}")
-    wall, max_kb = proc.stdout.split()
-    return float(wall), int(max_kb) / 1024
+    wall, max_kb, cpu = proc.stdout.split()
+    return float(wall), int(max_kb) / 1024, float(cpu)
 
 
 def import_corpus(beetsdir: Path, corpus: Path) -> None:
@@ -277,26 +281,29 @@ def floor(paths: list[Path], durations: dict[Path, float], jobs: int) -> float:
 
 def plugin(beetsdir: Path, jobs: int | None) -> tuple[float, float]:
     """Wall time and peak RSS of ``beet spectrogenre -f -w`` over the whole library."""
-    return beet(beetsdir, "spectrogenre", "-f", "-w", *(["-j", str(jobs)] if jobs else []))
+    wall, rss, _ = beet(beetsdir, "spectrogenre", "-f", "-w", *(["-j", str(jobs)] if jobs else []))
+    return wall, rss
 
 
-def startup(beetsdir: Path) -> tuple[list[float], list[float]]:
-    """Times of one-track ``beet spectrogenre -f -w`` and ``beet ls`` runs, alternated."""
-    sg, ls = [], []
+def startup(beetsdir: Path) -> dict[str, float]:
+    """Median wall and CPU times of one-track ``beet spectrogenre -f -w`` and ``beet ls`` runs, alternated."""
+    runs = {"sg": [], "ls": []}
     for _ in range(STARTUP_REPEATS):
-        sg.append(beet(beetsdir, "spectrogenre", "-f", "-w", "id:1")[0])
-        ls.append(beet(beetsdir, "ls", "id:1")[0])
-    return sg, ls
+        runs["sg"].append(beet(beetsdir, "spectrogenre", "-f", "-w", "id:1"))
+        runs["ls"].append(beet(beetsdir, "ls", "id:1"))
+    return {f"startup_{name}{suffix}": statistics.median(run[i] for run in times)
+            for name, times in runs.items() for suffix, i in (("", 0), ("_cpu", 2))}
 
 
-def ls_overhead(beetsdir: Path) -> tuple[float, float]:
-    """Best-of wall time of ``beet ls`` over the whole library with the plugin enabled, then disabled."""
-    on, off = [], []
-    for _ in range(STARTUP_REPEATS):
-        for enabled, times in ((True, on), (False, off)):
-            set_plugins(beetsdir, enabled)
-            times.append(beet(beetsdir, "ls")[0])
-    return min(on), min(off)
+def ls_overhead(beetsdir: Path) -> dict[str, float]:
+    """Best wall and CPU times of ``beet ls`` over the whole library, plugin enabled and disabled, alternated."""
+    runs = {"on": [], "off": []}
+    for _ in range(LS_REPEATS):
+        for name, times in runs.items():
+            set_plugins(beetsdir, name == "on")
+            times.append(beet(beetsdir, "ls"))
+    return {f"ls_{name}{suffix}": min(run[i] for run in times)
+            for name, times in runs.items() for suffix, i in (("", 0), ("_cpu", 2))}
 
 
 # -- report ---------------------------------------------------------------------
@@ -338,14 +345,17 @@ def report(r: dict, n: int, jobs: int, rounds: int) -> None:
         ("c/a (default jobs vs naive)", f"{r['c/a']:.2f}x", "c/a"),
         (f"c/b ({jobs} jobs vs floor, {jobs} threads)", f"{r['c/b']:.2f}x", "c/b"),
         ("c/b (-j 1 vs floor, 1 thread)", f"{r['c/b_1']:.2f}x", None),
-        ("start-up: one-track beet spectrogenre (median)", f"{r['startup_sg']:.3f} s", "startup"),
-        ("start-up: one-track beet ls (median)", f"{r['startup_ls']:.3f} s", None),
+        ("start-up: one-track beet spectrogenre (median)",
+         f"{r['startup_sg']:.3f} s (CPU {r['startup_sg_cpu']:.3f} s)", "startup"),
+        ("start-up: one-track beet ls (median)", f"{r['startup_ls']:.3f} s (CPU {r['startup_ls_cpu']:.3f} s)", None),
         (f"peak RSS, {n} tracks (default jobs)", f"{r['rss_n']:.0f} MB", None),
         (f"peak RSS, {r['mem_tracks']} tracks (default jobs)", f"{r['rss_mem']:.0f} MB", "rss"),
         (f"{r['mem_tracks']} tracks, default jobs, whole run", f"{r['mem_wall']:.1f} s "
          f"({r['mem_tracks'] / r['mem_wall']:.2f} tracks/s)", None),
-        (f"beet ls, {LS_ITEMS} items, plugin on (best)", f"{r['ls_on'] * 1000:.0f} ms", "ls"),
-        (f"beet ls, {LS_ITEMS} items, plugin off (best)", f"{r['ls_off'] * 1000:.0f} ms", None),
+        (f"beet ls, {LS_ITEMS} items, plugin on (best)",
+         f"{r['ls_on'] * 1000:.0f} ms (CPU {r['ls_on_cpu'] * 1000:.0f} ms)", "ls"),
+        (f"beet ls, {LS_ITEMS} items, plugin off (best)",
+         f"{r['ls_off'] * 1000:.0f} ms (CPU {r['ls_off_cpu'] * 1000:.0f} ms)", None),
     ]
     for name, value, target in lines:
         desc, met = (TARGETS[target][0], "yes" if TARGETS[target][1](r) else "**NO**") if target else ("", "")
@@ -375,8 +385,7 @@ def measure(work: Path, model: Path, n: int, data: Path, rounds: int, jobs: int,
             best[key] = min(value, best.get(key, value))
         best["rss_n"] = max(rss, best.get("rss_n", 0))
     print("start-up ...", file=sys.stderr)
-    sg, ls = startup(lib)
-    r = dict(best, startup_sg=statistics.median(sg), startup_ls=statistics.median(ls))
+    r = dict(best, **startup(lib))
     r["c_n"], r["c_1"] = r["c_n_wall"] - r["startup_sg"], r["c_1_wall"] - r["startup_sg"]
     steady = lambda key: (n - 1) / r[key]  # noqa: E731
     r["c/a"] = steady("c_n") / (n / r["a"])
@@ -388,7 +397,7 @@ def measure(work: Path, model: Path, n: int, data: Path, rounds: int, jobs: int,
     r["mem_wall"], r["rss_mem"] = plugin(work / "libmem", None)
     print(f"beet ls, {LS_ITEMS} items ...", file=sys.stderr)
     big_library(make_beetsdir(work / "lib10k", model), LS_ITEMS)
-    r["ls_on"], r["ls_off"] = ls_overhead(work / "lib10k")
+    r.update(ls_overhead(work / "lib10k"))
     return r
 
 
