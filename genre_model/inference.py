@@ -9,9 +9,11 @@ or inconsistent raises :class:`ModelError` at load, before any track is analysed
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,6 +122,20 @@ class ModelCard:
         return data
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Send what native code writes to file descriptor 2 to /dev/null for the block."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class GenreClassifier:
     """An int8 TFLite CNN that maps log-mel slices to genre probabilities.
 
@@ -142,7 +158,8 @@ class GenreClassifier:
 
         try:
             self._interpreter = Interpreter(model_content=content, num_threads=max(1, num_threads))
-            self._interpreter.allocate_tensors()
+            with _native_stderr_silenced():  # LiteRT announces its XNNPACK delegate on stderr
+                self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{self.path} is not a loadable TFLite model: {exc}") from None
         self._input = self._interpreter.get_input_details()[0]

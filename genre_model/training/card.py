@@ -89,7 +89,7 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
             [m, c["track_accuracy"], c["balanced_accuracy"], c["temperature"], c["ece"]]
             for m, c in report["aggregation_comparison"].items()]),
         "",
-        f"Default: **{sidecar['aggregation']}** (best track accuracy on valid).",
+        f"Default: **{sidecar['aggregation']}** (best track accuracy on valid, then balanced accuracy, then ECE).",
         "",
         "## Calibration",
         f"The stored `genre_confidence` is the aggregated score at temperature {sidecar['temperature']:.3f},",

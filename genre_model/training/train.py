@@ -301,9 +301,9 @@ def finish(config: TrainConfig, out: Path, facts: dict) -> dict:
             comparison[method] = {"track_accuracy": summary["track_accuracy"],
                                   "balanced_accuracy": summary["balanced_accuracy"],
                                   "temperature": round(temperature, 3), "ece": calibrated["ece"]}
-        # best track accuracy, then balanced accuracy; ties keep the simpler method (listed first)
+        # best track accuracy, then balanced accuracy, then the best calibrated
         best = max(AGGREGATIONS, key=lambda m: (comparison[m]["track_accuracy"],
-                                                comparison[m]["balanced_accuracy"], -AGGREGATIONS.index(m)))
+                                                comparison[m]["balanced_accuracy"], -comparison[m]["ece"]))
         sidecar["aggregation"] = best
         sidecar["temperature"] = comparison[best]["temperature"]
         report["aggregation_comparison"] = comparison
