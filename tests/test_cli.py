@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from audio_factory import DEMO_DIR, REPO, SHARED_DATA
+from genre_model.inference import DEFAULT_MODEL
 
 
 def run(*args, check=True):
@@ -37,11 +38,14 @@ def test_evaluate_without_the_data_is_one_clear_error(tmp_path):
 
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared GTZAN data not present")
-def test_evaluate_shipped_model_on_valid():
+def test_evaluate_reproduces_the_shipped_model_card():
+    recorded = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())["metrics"]
     report = json.loads(run("evaluate", str(SHARED_DATA), "--split", "valid", "--json", "--calibration").stdout)
     assert report["n_tracks"] == 118
-    assert report["track_accuracy"] >= 0.60
+    for key in ("track_accuracy", "balanced_accuracy", "slice_accuracy", "ece"):
+        assert report[key] == pytest.approx(recorded[key], abs=1e-4), key
+    assert report["float"]["track_accuracy"] == pytest.approx(recorded["float_track_accuracy"], abs=1e-4)
+    assert report["track_accuracy"] > 0.5  # far above chance (0.1) on artists never heard
     assert abs(report["track_accuracy"] - report["float"]["track_accuracy"]) <= 0.01
-    assert set(report["confusion"]["labels"]) == set(report["per_genre_recall"])
-    assert 0 <= report["ece"] <= 1 and len(report["reliability"]) == 10
-    assert report["slice_accuracy"] > 0 and report["balanced_accuracy"] > 0
+    assert set(report["confusion"]["labels"]) >= set(report["per_genre_recall"])
+    assert len(report["reliability"]) == 10
