@@ -123,7 +123,10 @@ class SpectrogenrePlugin(BeetsPlugin):
     def command(self, lib, opts, args):
         self.config.set_args({"force": opts.force})
         self._track_log = self._log.debug  # and a command's debug lines with -v
-        self.classifier  # noqa: B018 -- a bad model stops us before any track is touched
+        try:
+            self.classifier  # noqa: B018 -- a bad model stops us before any track is touched
+        except KeyboardInterrupt:
+            raise ui.UserError("interrupted") from None
         write = ui.should_write(opts.write)
         counts = Counter()
         try:

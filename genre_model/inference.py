@@ -154,7 +154,12 @@ class GenreClassifier:
         expected = self.card.float_sha256 if self.is_float else self.card.sha256
         if hashlib.sha256(content).hexdigest() != expected:
             raise ModelError(f"{self.path} does not match the sha256 in its sidecar (corrupt or replaced)")
-        from ai_edge_litert.interpreter import Interpreter
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError as exc:
+            if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+                raise KeyboardInterrupt from None  # Ctrl-C while LiteRT's native module loaded
+            raise ModelError(f"cannot load the TFLite runtime (ai-edge-litert): {exc}") from None
 
         try:
             self._interpreter = Interpreter(model_content=content, num_threads=max(1, num_threads))
