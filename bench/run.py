@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -271,18 +272,23 @@ def naive(paths: list[Path]) -> float:
     return time.perf_counter() - t0
 
 
-def floor(paths: list[Path], durations: dict[Path, float], jobs: int) -> float:
-    """Seconds to seek-decode each file's 5 slices as the plugin does, ``jobs`` files at once."""
-    t0 = time.perf_counter()
+def cpu_seconds() -> float:
+    """CPU time used so far by this process and its finished children (ffmpeg), user + system."""
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
+def floor(paths: list[Path], durations: dict[Path, float], jobs: int) -> tuple[float, float]:
+    """Wall and CPU seconds to seek-decode each file's 5 slices as the plugin does, ``jobs`` files at once."""
+    t0, cpu0 = time.perf_counter(), cpu_seconds()
     with ThreadPoolExecutor(jobs) as pool:
         list(pool.map(lambda p: decode_segments(p, slice_starts(durations[p])), paths))
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, cpu_seconds() - cpu0
 
 
-def plugin(beetsdir: Path, jobs: int | None) -> tuple[float, float]:
-    """Wall time and peak RSS of ``beet spectrogenre -f -w`` over the whole library."""
-    wall, rss, _ = beet(beetsdir, "spectrogenre", "-f", "-w", *(["-j", str(jobs)] if jobs else []))
-    return wall, rss
+def plugin(beetsdir: Path, jobs: int | None) -> tuple[float, float, float]:
+    """Wall time, peak RSS and CPU time of ``beet spectrogenre -f -w`` over the whole library."""
+    return beet(beetsdir, "spectrogenre", "-f", "-w", *(["-j", str(jobs)] if jobs else []))
 
 
 def startup(beetsdir: Path) -> dict[str, float]:
@@ -345,6 +351,9 @@ def report(r: dict, n: int, jobs: int, rounds: int) -> None:
         ("c/a (default jobs vs naive)", f"{r['c/a']:.2f}x", "c/a"),
         (f"c/b ({jobs} jobs vs floor, {jobs} threads)", f"{r['c/b']:.2f}x", "c/b"),
         ("c/b (-j 1 vs floor, 1 thread)", f"{r['c/b_1']:.2f}x", None),
+        ("CPU per track: floor / plugin steady (least of rounds)",
+         f"{r['b_cpu_track'] * 1000:.0f} / {r['c_cpu_track'] * 1000:.0f} ms "
+         f"({r['b_cpu_track'] / r['c_cpu_track']:.2f}x)", None),
         ("start-up: one-track beet spectrogenre (median)",
          f"{r['startup_sg']:.3f} s (CPU {r['startup_sg_cpu']:.3f} s)", "startup"),
         ("start-up: one-track beet ls (median)", f"{r['startup_ls']:.3f} s (CPU {r['startup_ls_cpu']:.3f} s)", None),
@@ -375,10 +384,11 @@ def measure(work: Path, model: Path, n: int, data: Path, rounds: int, jobs: int,
     best: dict[str, float] = {}
     for i in range(rounds):
         print(f"round {i + 1}/{rounds} ...", file=sys.stderr)
-        this = {"a": naive(paths), "b_n": floor(paths, durations, jobs)}
-        this["c_n_wall"], rss = plugin(lib, None)
-        this["b_1"] = floor(paths, durations, 1)
-        this["c_1_wall"] = plugin(lib, 1)[0]
+        this = {"a": naive(paths)}
+        this["b_n"], this["b_n_cpu"] = floor(paths, durations, jobs)
+        this["c_n_wall"], rss, this["c_n_cpu"] = plugin(lib, None)
+        this["b_1"], _ = floor(paths, durations, 1)
+        this["c_1_wall"], _, _ = plugin(lib, 1)
         print("  seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in this.items())
               + f"; load {os.getloadavg()[0]:.1f}", file=sys.stderr)
         for key, value in this.items():
@@ -391,10 +401,12 @@ def measure(work: Path, model: Path, n: int, data: Path, rounds: int, jobs: int,
     r["c/a"] = steady("c_n") / (n / r["a"])
     r["c/b"] = steady("c_n") / (n / r["b_n"])
     r["c/b_1"] = steady("c_1") / (n / r["b_1"])
+    r["b_cpu_track"] = r["b_n_cpu"] / n
+    r["c_cpu_track"] = (r["c_n_cpu"] - r["startup_sg_cpu"]) / (n - 1)
     print(f"memory check, {memory_tracks} tracks ...", file=sys.stderr)
     memory_library(make_beetsdir(work / "libmem", model), paths, memory_tracks)
     r["mem_tracks"] = memory_tracks
-    r["mem_wall"], r["rss_mem"] = plugin(work / "libmem", None)
+    r["mem_wall"], r["rss_mem"], _ = plugin(work / "libmem", None)
     print(f"beet ls, {LS_ITEMS} items ...", file=sys.stderr)
     big_library(make_beetsdir(work / "lib10k", model), LS_ITEMS)
     r.update(ls_overhead(work / "lib10k"))
@@ -411,7 +423,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL,
                         help="the .tflite model to tag with (its .json sidecar beside it)")
     parser.add_argument("--work", type=Path, default=None,
-                        help="folder for the corpus (reused) and the libraries (default: a temp dir, removed)")
+                        help="folder for the corpus (reused) and the libraries (none: a temporary folder, removed)")
     parser.add_argument("--memory-tracks", type=int, default=MEMORY_TRACKS,
                         help="tracks tagged in the memory check (the corpus, added over and over)")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of (a), (b), (c); best is kept")
