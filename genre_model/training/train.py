@@ -213,7 +213,10 @@ def train(config: TrainConfig) -> dict:
 
     started = time.time()
     keras.utils.set_random_seed(config.seed)
-    tf.config.threading.set_intra_op_parallelism_threads(config.threads)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(config.threads)
+    except RuntimeError:  # TensorFlow already ran in this process: it keeps its thread pool
+        log.info("TensorFlow already initialised; keeping its thread count")
     rng = np.random.default_rng(config.seed)
     tracks = read_tracks(config.data, config.train_split)
     labels = sorted({t.genre for t in tracks})
