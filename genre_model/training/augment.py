@@ -8,12 +8,13 @@ import numpy as np
 
 from ..audio import find_ffmpeg
 from ..constants import SAMPLE_RATE
+from ..evaluate import CONDITIONS
 
-# ffmpeg encoder settings of the codec round trips (the robustness conditions of the model card)
+# the lossy conditions of the robustness evaluation, with the container to pipe them through
 CODECS = {
-    "mp3": ["-c:a", "libmp3lame", "-b:a", "128k", "-f", "mp3"],
-    "opus": ["-c:a", "libopus", "-b:a", "64k", "-f", "ogg"],
-    "aac": ["-c:a", "aac", "-b:a", "96k", "-f", "adts"],
+    "mp3": [*CONDITIONS["mp3_128k"][1], "-f", "mp3"],
+    "opus": [*CONDITIONS["opus_64k"][1], "-f", "ogg"],
+    "aac": [*CONDITIONS["aac_96k"][1], "-f", "adts"],
 }
 
 
