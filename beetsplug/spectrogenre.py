@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections import Counter, deque
 from contextlib import closing, contextmanager, nullcontext
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +39,39 @@ def interrupt_deferred():
         signal.signal(signal.SIGINT, previous)
         if received:
             raise KeyboardInterrupt
+
+
+class BatchedCommits:
+    """Let the stores of consecutive tracks share one SQLite transaction.
+
+    A commit per track costs more than the track's own database work. The
+    transaction is committed whenever the run is about to wait for a decoder
+    (so the database is never locked while ffmpeg works), after ``seconds`` at
+    most, and at the end, Ctrl-C included.
+    """
+
+    def __init__(self, db, seconds=1.0):
+        self.db, self.seconds = db, seconds
+        self._transaction, self._since = None, 0.0
+
+    def begin(self):
+        if self._transaction is not None and time.monotonic() - self._since >= self.seconds:
+            self.commit()
+        if self._transaction is None:
+            self._transaction = self.db.transaction()
+            self._transaction.__enter__()
+            self._since = time.monotonic()
+
+    def commit(self):
+        if self._transaction is not None:
+            self._transaction.__exit__(None, None, None)
+            self._transaction = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.commit()
 
 
 class SpectrogenrePlugin(BeetsPlugin):
@@ -132,11 +166,11 @@ class SpectrogenrePlugin(BeetsPlugin):
         try:
             if opts.album:
                 for album in lib.albums(args):
-                    votes = self.tag_items(album.items(), write, opts.pretend, counts, self._jobs(opts.jobs))
+                    votes = self.tag_items(lib, album.items(), write, opts.pretend, counts, self._jobs(opts.jobs))
                     self.tag_album(album, votes, opts.pretend)
             else:
                 items = lib.items(args)
-                self.tag_items(items, write, opts.pretend, counts, self._jobs(opts.jobs),
+                self.tag_items(lib, items, write, opts.pretend, counts, self._jobs(opts.jobs),
                                total=len(items))
         except KeyboardInterrupt:
             raise ui.UserError("interrupted") from None
@@ -146,14 +180,14 @@ class SpectrogenrePlugin(BeetsPlugin):
 
     def imported(self, session, task):
         """Tag the imported tracks; the importer writes the files afterwards if it writes tags."""
-        votes = self.tag_items(task.imported_items(), write=False, pretend=False, counts=Counter(),
+        votes = self.tag_items(session.lib, task.imported_items(), write=False, pretend=False, counts=Counter(),
                                jobs=self._jobs())
         if task.is_album:
             self.tag_album(task.album, votes, pretend=False)
 
     # -- the work -----------------------------------------------------------
 
-    def tag_items(self, items, write, pretend, counts, jobs, total=None):
+    def tag_items(self, lib, items, write, pretend, counts, jobs, total=None):
         """Analyse and tag ``items``; ``counts`` gathers analysed/changed/skipped/failed.
 
         Returns each analysed item's top genre and confidence by item id.
@@ -165,8 +199,11 @@ class SpectrogenrePlugin(BeetsPlugin):
         progress = (total is not None and total > 1 and not pretend and sys.stderr.isatty()
                     and not self._log.isEnabledFor(logging.DEBUG))
         votes = {}
-        with closing(self._features(self._unskipped(items, counts), jobs)) as analysed:
+        with closing(self._features(self._unskipped(items, counts), jobs)) as analysed, \
+                BatchedCommits(lib) as batch:
             for item, features in analysed:
+                if not features.done():
+                    batch.commit()
                 if progress:
                     done = counts["analysed"] + counts["failed"] + counts["skipped"]
                     print(f"\rspectrogenre: {done + 1}/{total}", end="", file=sys.stderr)
@@ -179,6 +216,7 @@ class SpectrogenrePlugin(BeetsPlugin):
                     counts["failed"] += 1
                     continue
                 prediction = predict_track(self.classifier, log_mels, aggregation)
+                batch.begin()
                 outcome = self._apply(item, prediction, write, pretend)
                 counts[outcome] += 1
                 if outcome != "failed":

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from math import gcd
 
@@ -73,15 +74,25 @@ def _ffmpeg_error(path: PathLike, stderr: bytes, default: str) -> DecodeError:
     return DecodeError(path, f"ffmpeg: {reason}")
 
 
-def _run(cmd: list[bytes | str], path: PathLike, timeout: float) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(
-            cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise DecodeError(path, f"decoding took longer than {timeout:g} s") from None
-    except OSError as exc:
-        raise DecodeError(path, f"cannot run ffmpeg: {exc.strerror or exc}") from None
+def _run(cmd: list[bytes | str], path: PathLike, timeout: float, *, output: bool = True) -> tuple[int, bytes, bytes]:
+    """Run ffmpeg; return its exit status, standard output and standard error.
+
+    The output goes to an unnamed temporary file, not a pipe: a pipe is drained
+    by a Python thread that needs the GIL for every chunk, so a busy main thread
+    (inference, tag writing) would stall the decoder behind it.
+    """
+    with tempfile.TemporaryFile() if output else open(os.devnull, "wb") as stdout:
+        try:
+            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE,
+                                  timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise DecodeError(path, f"decoding took longer than {timeout:g} s") from None
+        except OSError as exc:
+            raise DecodeError(path, f"cannot run ffmpeg: {exc.strerror or exc}") from None
+        if not output:
+            return proc.returncode, b"", proc.stderr
+        stdout.seek(0)
+        return proc.returncode, stdout.read(), proc.stderr
 
 
 def probe_duration(path: PathLike, *, ffmpeg: str | None = None, timeout: float = DECODE_TIMEOUT_S) -> float:
@@ -90,10 +101,10 @@ def probe_duration(path: PathLike, *, ffmpeg: str | None = None, timeout: float 
     exe = find_ffmpeg(ffmpeg)
     if exe is None:
         return _audioread_duration(path)
-    proc = _run([exe, "-hide_banner", "-nostdin", "-i", _input_arg(path)], path, timeout)
-    match = _DURATION_RE.search(proc.stderr)
-    if match is None or b"Audio:" not in proc.stderr:
-        raise _ffmpeg_error(path, proc.stderr, "no audio stream")
+    _, _, stderr = _run([exe, "-hide_banner", "-nostdin", "-i", _input_arg(path)], path, timeout, output=False)
+    match = _DURATION_RE.search(stderr)
+    if match is None or b"Audio:" not in stderr:
+        raise _ffmpeg_error(path, stderr, "no audio stream")
     h, m, s = match.groups()
     return int(h) * 3600 + int(m) * 60 + float(s)
 
@@ -141,10 +152,10 @@ def decode_segments(
     labels = "".join(f"[s{i}]" for i in range(len(starts)))
     graph = ";".join(chains) + f";{labels}concat=n={len(starts)}:v=0:a=1[out]"
     cmd += ["-filter_complex", graph, "-map", "[out]", "-f", "f32le", "-"]
-    proc = _run(cmd, path, timeout)
-    if proc.returncode != 0:
-        raise _ffmpeg_error(path, proc.stderr, f"exit status {proc.returncode}")
-    y = np.frombuffer(proc.stdout, dtype="<f4")
+    returncode, stdout, stderr = _run(cmd, path, timeout)
+    if returncode != 0:
+        raise _ffmpeg_error(path, stderr, f"exit status {returncode}")
+    y = np.frombuffer(stdout, dtype="<f4")
     if y.size != n_samples * len(starts):
         raise DecodeError(path, f"ffmpeg returned {y.size} samples, expected {n_samples * len(starts)}")
     return y.reshape(len(starts), n_samples).astype(np.float32)
@@ -164,10 +175,10 @@ def decode_full(path: PathLike, *, sr: int = SAMPLE_RATE, ffmpeg: str | None = N
         return _audioread_full(path, sr)
     cmd = [exe, "-hide_banner", "-nostdin", "-v", "error", "-i", _input_arg(path),
            "-map", "0:a:0", "-ac", "1", "-ar", str(sr), "-f", "f32le", "-"]
-    proc = _run(cmd, path, timeout)
-    if proc.returncode != 0:
-        raise _ffmpeg_error(path, proc.stderr, f"exit status {proc.returncode}")
-    y = np.frombuffer(proc.stdout, dtype="<f4").astype(np.float32)
+    returncode, stdout, stderr = _run(cmd, path, timeout)
+    if returncode != 0:
+        raise _ffmpeg_error(path, stderr, f"exit status {returncode}")
+    y = np.frombuffer(stdout, dtype="<f4").astype(np.float32)
     if y.size == 0:
         raise DecodeError(path, "no audio decoded")
     return y
