@@ -20,13 +20,17 @@ FORMATS = {
     "ogg": ["-c:a", "libvorbis", "-q:a", "4"],
     "opus": ["-c:a", "libopus", "-b:a", "64k"],
     "m4a": ["-c:a", "aac", "-b:a", "96k"],
-    "wav": ["-c:a", "pcm_s16le"],
+    "wav": ["-c:a", "pcm_s16le", "-write_id3v2", "1"],
 }
 
 
 def encode(source: Path | np.ndarray, out: Path, *, sr: int = 22_050, start: float = 0.0,
-           duration: float | None = None, extra: list[str] | None = None) -> Path:
-    """Encode a file (or mono float32 samples) into ``out``, format chosen by its suffix."""
+           duration: float | None = None, extra: list[str] | None = None, **tags: str) -> Path:
+    """Encode a file (or mono float32 samples) into ``out``, format chosen by its suffix.
+
+    Only the audio is kept, with the given ``tags`` (ffmpeg metadata keys) and no others.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
     cmd = [find_ffmpeg(), "-v", "error", "-nostdin", "-y"]
     data = None
     if isinstance(source, np.ndarray):
@@ -34,7 +38,8 @@ def encode(source: Path | np.ndarray, out: Path, *, sr: int = 22_050, start: flo
         data = np.ascontiguousarray(source, dtype="<f4").tobytes()
     else:
         cmd += ["-ss", str(start)] + (["-t", str(duration)] if duration else []) + ["-i", f"file:{source}"]
-    cmd += FORMATS[out.suffix.lstrip(".")] + (extra or []) + [f"file:{out}"]
+    metadata = [arg for key, value in tags.items() for arg in ("-metadata", f"{key}={value}")]
+    cmd += ["-vn", "-map_metadata", "-1", *FORMATS[out.suffix.lstrip(".")], *(extra or []), *metadata, f"file:{out}"]
     subprocess.run(cmd, input=data, check=True, capture_output=True)
     return out
 

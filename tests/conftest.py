@@ -3,7 +3,7 @@
 The model is the shipped one, or the one $SPECTROGENRE_TEST_MODEL names (to check a candidate).
 
 Audio: 20-second cuts of the demo recordings (examples/demo), encoded once per
-session by imageio-ffmpeg's ffmpeg. Library: a fresh BEETSDIR per test, with
+session by ffmpeg (tests/audio_factory.py). Library: a fresh BEETSDIR per test, with
 ``beet`` run as a subprocess exactly as a user runs it.
 """
 
@@ -16,14 +16,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import imageio_ffmpeg
+import numpy as np
 import pytest
+from audio_factory import FORMATS, encode
+from genre_model.audio import find_ffmpeg
 from beets.dbcore.types import MULTI_VALUE_DELIMITER
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "examples" / "demo"
 MODEL = Path(os.environ.get("SPECTROGENRE_TEST_MODEL", REPO / "genre_model" / "models" / "gtzan-cnn.tflite"))
-FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+FFMPEG = find_ffmpeg()
 
 RECORDINGS = {  # file stem: (artist, title)
     "brahms-hungarian-dance-5": ("US Army Strings", "Hungarian Dance no. 5"),
@@ -31,29 +33,12 @@ RECORDINGS = {  # file stem: (artist, title)
     "macleod-vibe-ace": ("Kevin MacLeod", "Vibe Ace"),
     "hobbs-lets-go-fishin": ("Karissa Hobbs", "Let's Go Fishin'"),
 }
-CODECS = {
-    "mp3": ["-c:a", "libmp3lame", "-b:a", "96k"],
-    "flac": ["-c:a", "flac"],
-    "ogg": ["-c:a", "libvorbis"],
-    "opus": ["-c:a", "libopus", "-b:a", "64k"],
-    "m4a": ["-c:a", "aac", "-b:a", "96k"],
-    "wav": ["-c:a", "pcm_s16le", "-write_id3v2", "1"],
-}
-
 requires_model = pytest.mark.skipif(not MODEL.is_file(), reason="the shipped model is not built yet")
 
 
-def encode(source: list[str], target: Path, **tags: str) -> Path:
-    """Encode ``source`` (ffmpeg input arguments) into ``target`` with the given tags."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    metadata = [arg for key, value in tags.items() for arg in ("-metadata", f"{key}={value}")]
-    subprocess.run([FFMPEG, "-v", "error", "-y", *source, "-vn", "-map_metadata", "-1", "-ac", "1", *CODECS[target.suffix[1:]],
-                    *metadata, str(target)], check=True)
-    return target
-
-
-def cut(stem: str, start: float = 20.0, seconds: float = 20.0) -> list[str]:
-    return ["-ss", f"{start}", "-t", f"{seconds}", "-i", str(DEMO / f"{stem}.ogg")]
+def cut(stem: str, target: Path, **tags: str) -> Path:
+    """20 s from 20 s into a demo recording, mono, encoded into ``target`` with ``tags``."""
+    return encode(DEMO / f"{stem}.ogg", target, start=20.0, duration=20.0, extra=["-ac", "1"], **tags)
 
 
 @pytest.fixture(scope="session")
@@ -64,14 +49,12 @@ def audio(tmp_path_factory) -> Path:
     as one album; ``bad/``: a silent FLAC.
     """
     root = tmp_path_factory.mktemp("audio")
-    for ext in CODECS:
-        encode(cut("macleod-vibe-ace"), root / "formats" / f"vibe-ace.{ext}",
-               artist="Kevin MacLeod", title=f"Vibe Ace {ext}")
+    for ext in FORMATS:
+        cut("macleod-vibe-ace", root / "formats" / f"vibe-ace.{ext}", artist="Kevin MacLeod", title=f"Vibe Ace {ext}")
     for number, (stem, (artist, title)) in enumerate(RECORDINGS.items(), 1):
-        encode(cut(stem), root / "album" / f"{stem}.mp3", artist=artist, title=title,
-               album="Demo Sampler", album_artist="Various Artists", track=str(number))
-    encode(["-f", "lavfi", "-t", "10", "-i", "anullsrc=r=22050:cl=mono"], root / "bad" / "silence.flac",
-           artist="Nobody", title="Silence")
+        cut(stem, root / "album" / f"{stem}.mp3", artist=artist, title=title,
+            album="Demo Sampler", album_artist="Various Artists", track=str(number))
+    encode(np.zeros(10 * 22_050, np.float32), root / "bad" / "silence.flac", artist="Nobody", title="Silence")
     return root
 
 
