@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="also learn from the musicnn teacher on labelled and unlabelled music")
     train.add_argument("--unlabelled-weight", type=float, default=0.2,
                        help="weight of the teacher probe's genre on unlabelled slices (default: %(default)s)")
+    train.add_argument("--teacher-genre-weight", type=float, default=0.5,
+                       help="with --distill, share of the teacher probe's genre distribution in a labelled "
+                       "slice's target (default: %(default)s)")
     train.add_argument("--stem-stride", type=int, default=1, choices=(1, 2),
                        help="stride of the first convolution: 2 trains 4x faster (default: %(default)s)")
     train.add_argument("--unlabelled-slices", type=int, default=4000,
@@ -94,7 +97,8 @@ def _train(args, argv: list[str] | None) -> int:
                                valid_split=args.valid_split or None, epochs=args.epochs,
                                seed=args.seed, version=args.version, distill=args.distill,
                                unlabelled_slices=args.unlabelled_slices, stem_stride=args.stem_stride,
-                               unlabelled_weight=args.unlabelled_weight))
+                               unlabelled_weight=args.unlabelled_weight,
+                               teacher_genre_weight=args.teacher_genre_weight))
     if "valid" in report:
         command = "python -m genre_model " + " ".join(sys.argv[1:] if argv is None else argv)
         page = write_model_card(report, Path(args.out).with_suffix(".tflite"), command)

@@ -76,3 +76,20 @@ def test_distillation_head_is_dropped_from_the_shipped_model_and_its_loss_counts
     y_pred = np.array([[0.5, 0.25, 0.25, 1, 1, 1, 1, 1]], dtype=np.float32)
     expected = -np.log(0.5) + 2.0 * 0.5 * 1.0
     assert float(np.asarray(loss(y_true, y_pred))[0]) == pytest.approx(expected, rel=1e-4)
+
+
+def test_cross_fitted_probe_never_sees_the_track_it_labels():
+    from genre_model.training.distill import cross_fitted_probe_genres
+
+    rng = np.random.default_rng(0)
+    genres = np.repeat(np.arange(3), 20)
+    embeddings = rng.standard_normal((60, 4)) + np.eye(3, 4)[genres] * 3  # separable genres
+    tracks = np.arange(60) // 2  # two windows a track
+    p = cross_fitted_probe_genres(embeddings, genres, tracks, 3)
+    assert p.shape == (60, 3) and np.allclose(p.sum(axis=1), 1.0)
+    assert (p.argmax(axis=1) == genres).mean() > 0.9
+    # relabelling one track changes the probe's view of the other tracks only, not its own windows
+    flipped = genres.copy()
+    flipped[tracks == 0] = 2
+    q = cross_fitted_probe_genres(embeddings, flipped, tracks, 3)
+    assert np.allclose(q[tracks == 0], p[tracks == 0])

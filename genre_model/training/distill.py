@@ -1,8 +1,11 @@
 """Knowledge distillation targets from the musicnn teacher (training time only).
 
 The student (our small CNN) learns, on every slice, to predict the teacher's
-400-d embedding; on unlabelled music it also learns the genre that a linear
-probe on the teacher's embeddings gives. Labelled slices keep their true genre.
+400-d embedding, and the genre distribution that a linear probe on the
+teacher's embeddings gives: on unlabelled music that distribution is the whole
+genre target; on labelled slices it is mixed with the true genre, and comes
+from a probe that never saw the slice's track (cross-fitted over tracks), so it
+carries what the teacher hears, not a copy of the label.
 """
 
 from __future__ import annotations
@@ -80,15 +83,33 @@ def probe_genres(labelled: np.ndarray, targets: np.ndarray, n_genres: int, unlab
     return z / z.sum(axis=1, keepdims=True)
 
 
-def distillation_set(tracks: list[LabelledTrack], window_genres: np.ndarray, n_genres: int, config):
+def cross_fitted_probe_genres(embeddings: np.ndarray, genres: np.ndarray, groups: np.ndarray, n_genres: int,
+                              *, folds: int = 5) -> np.ndarray:
+    """Each window's genre probabilities by a probe fitted on the other ``folds - 1`` folds of tracks.
+
+    Returns
+    -------
+    P : np.ndarray [shape=(n_windows, n_genres)]
+    """
+    fold = groups % folds
+    out = np.zeros((len(genres), n_genres))
+    for k in range(folds):
+        out[fold == k] = probe_genres(embeddings[fold != k], genres[fold != k], n_genres, embeddings[fold == k])
+    return out
+
+
+def distillation_set(tracks: list[LabelledTrack], window_genres: np.ndarray, window_tracks: np.ndarray,
+                     n_genres: int, config):
     """Teacher targets for the labelled windows, and unlabelled slices with their targets.
 
-    Returns the labelled windows' standardised embeddings (n_windows, 400), the
+    Returns the labelled windows' cross-fitted probe genre distributions
+    (n_windows, n_genres) and standardised embeddings (n_windows, 400), the
     unlabelled log-mels (n, n_mels, frames) and their targets laid out as
     [probe genre distribution | embedding | genre weight | embedding weight].
     """
     teacher = MusicnnTeacher()
     labelled = labelled_embeddings(teacher, tracks, config.window_hop_frames)
+    labelled_genres = cross_fitted_probe_genres(labelled, window_genres, window_tracks, n_genres)
     if config.unlabelled_slices > 0:
         unlabelled_x, unlabelled = unlabelled_slices(teacher, config.unlabelled_slices)
         genres = probe_genres(labelled, window_genres, n_genres, unlabelled)
@@ -100,4 +121,4 @@ def distillation_set(tracks: list[LabelledTrack], window_genres: np.ndarray, n_g
     targets = np.concatenate([genres, (unlabelled - mean) / std,
                               np.full((len(genres), 1), config.unlabelled_weight), np.ones((len(genres), 1))],
                              axis=1)
-    return (labelled - mean) / std, unlabelled_x, targets
+    return labelled_genres, (labelled - mean) / std, unlabelled_x, targets

@@ -63,6 +63,7 @@ class TrainConfig:
     unlabelled_slices: int = 4000  # slices of unlabelled music for distillation
     embed_weight: float = 1.0  # weight of the teacher-embedding loss
     unlabelled_weight: float = 0.2  # weight of an unlabelled slice's genre loss (a labelled one: ~1)
+    teacher_genre_weight: float = 0.5  # share of the teacher probe's genre distribution in a labelled target
     cache_dir: str | None = "cache/windows"  # prepared windows, reused across runs (None: off)
 
 
@@ -97,7 +98,8 @@ def build_dataset(tracks: list[LabelledTrack], labels: list[str], config: TrainC
     """The windows of all tracks, in every version, with their labels and sample weights.
 
     Returns ``x`` of shape (n_versions, n_windows, n_mels, frames): version 0 is
-    the original audio, the others its lossy-codec copies, window for window.
+    the original audio, the others its lossy-codec copies, window for window;
+    then each window's genre index, sample weight and track index.
     Every track weighs the same however long it is (its windows share a weight
     of 1), and every genre weighs the same however many tracks it has.
     """
@@ -111,7 +113,7 @@ def build_dataset(tracks: list[LabelledTrack], labels: list[str], config: TrainC
     track_genre = np.array([labels.index(t.genre) for t in tracks])
     tracks_per_genre = np.bincount(track_genre, minlength=len(labels))
     weight = 1.0 / np.bincount(track_id)[track_id] / tracks_per_genre[y]
-    return x, y, weight / weight.mean()
+    return x, y, weight / weight.mean(), track_id
 
 
 def build_model(n_labels: int, config: TrainConfig, *, embed_dim: int = 0, n_mels: int = 128):
@@ -221,7 +223,7 @@ def train(config: TrainConfig) -> dict:
     tracks = read_tracks(config.data, config.train_split)
     labels = sorted({t.genre for t in tracks})
     log.info("decoding %d training tracks", len(tracks))
-    x, y, weight = build_dataset(tracks, labels, config)
+    x, y, weight, track_id = build_dataset(tracks, labels, config)
     mean, std = float(x.mean()), float(x.std())
     x = (x - mean) / std
     log.info("%d training windows in %d versions, %.0f s", x.shape[1], len(x), time.time() - started)
@@ -232,8 +234,10 @@ def train(config: TrainConfig) -> dict:
     if config.distill:
         from .distill import distillation_set
 
-        embeddings, unlabelled_x, unlabelled_targets = distillation_set(tracks, y, len(labels), config)
+        teacher_genres, embeddings, unlabelled_x, unlabelled_targets = distillation_set(
+            tracks, y, track_id, len(labels), config)
         unlabelled_x = (unlabelled_x - mean) / std
+        targets = (1 - config.teacher_genre_weight) * targets + config.teacher_genre_weight * teacher_genres
         targets = np.concatenate([targets, embeddings, weight[:, None], np.ones((len(y), 1))], axis=1)
         targets = np.concatenate([targets, unlabelled_targets]).astype(np.float32)
     else:
