@@ -18,6 +18,7 @@ import time
 from collections import Counter, deque
 from contextlib import closing, contextmanager, nullcontext
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 
 import mediafile
 from beets import ui
@@ -45,9 +46,9 @@ class BatchedCommits:
     """Let the stores of consecutive tracks share one SQLite transaction.
 
     A commit per track costs more than the track's own database work. The
-    transaction is committed whenever the run is about to wait for a decoder
-    (so the database is never locked while ffmpeg works), after ``seconds`` at
-    most, and at the end, Ctrl-C included.
+    transaction is committed after ``seconds`` at most, when a decoder keeps
+    the run waiting (so a slow file never leaves the library locked), and at
+    the end, Ctrl-C included.
     """
 
     def __init__(self, db, seconds=1.0):
@@ -202,7 +203,7 @@ class SpectrogenrePlugin(BeetsPlugin):
         with closing(self._features(self._unskipped(items, counts), jobs)) as analysed, \
                 BatchedCommits(lib) as batch:
             for item, features in analysed:
-                if not features.done():
+                if wait_for([features], timeout=0.2).not_done:
                     batch.commit()
                 if progress:
                     done = counts["analysed"] + counts["failed"] + counts["skipped"]
