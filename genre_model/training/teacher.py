@@ -262,6 +262,13 @@ def _band_max_bn(hi, lo, bias, gamma, beta, mean, variance, epsilon):
     return tf.where(scale >= 0, hi, lo)
 
 
+def _add_bias_and_batchnorm(layer, channels: int) -> None:
+    """Give ``layer`` the weights :func:`_band_max_bn` needs, named as in the checkpoint."""
+    for name, initializer in (("bias", "zeros"), ("gamma", "ones"), ("beta", "zeros"),
+                              ("moving_mean", "zeros"), ("moving_variance", "ones")):
+        setattr(layer, name, layer.add_weight(name=name, shape=(channels,), initializer=initializer))
+
+
 @functools.lru_cache(maxsize=None)
 def _layer_classes():
     """The two custom layers, defined on first use so that importing this module needs no Keras."""
@@ -280,12 +287,7 @@ def _layer_classes():
             self.axis, self.epsilon = int(axis), float(epsilon)
 
         def build(self, input_shape):
-            c = (input_shape[-1],)
-            self.bias = self.add_weight(name="bias", shape=c, initializer="zeros")
-            self.gamma = self.add_weight(name="gamma", shape=c, initializer="ones")
-            self.beta = self.add_weight(name="beta", shape=c, initializer="zeros")
-            self.moving_mean = self.add_weight(name="moving_mean", shape=c, initializer="zeros")
-            self.moving_variance = self.add_weight(name="moving_variance", shape=c, initializer="ones")
+            _add_bias_and_batchnorm(self, input_shape[-1])
 
         def call(self, x):
             return _band_max_bn(tf.reduce_max(x, self.axis), tf.reduce_min(x, self.axis), self.bias,
@@ -321,13 +323,8 @@ def _layer_classes():
             self._valid = ((tap >= 0) & (tap < self.taps)).astype(np.float32)[..., None]
 
         def build(self, input_shape):
-            c = (self.filters,)
             self.kernel = self.add_weight(name="kernel", shape=(self.taps, self.filters))
-            self.bias = self.add_weight(name="bias", shape=c, initializer="zeros")
-            self.gamma = self.add_weight(name="gamma", shape=c, initializer="ones")
-            self.beta = self.add_weight(name="beta", shape=c, initializer="zeros")
-            self.moving_mean = self.add_weight(name="moving_mean", shape=c, initializer="zeros")
-            self.moving_variance = self.add_weight(name="moving_variance", shape=c, initializer="ones")
+            _add_bias_and_batchnorm(self, self.filters)
 
         def call(self, x):
             s, nb = self.phases, self.blocks
