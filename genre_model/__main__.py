@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="also learn from the musicnn teacher on labelled and unlabelled music")
     train.add_argument("--unlabelled-weight", type=float, default=0.2,
                        help="weight of the teacher probe's genre on unlabelled slices (default: %(default)s)")
-    train.add_argument("--teacher-genre-weight", type=float, default=0.5,
+    train.add_argument("--teacher-genre-weight", type=float, default=0.0,
                        help="with --distill, share of the teacher probe's genre distribution in a labelled "
                        "slice's target (default: %(default)s)")
     train.add_argument("--stem-stride", type=int, default=1, choices=(1, 2),

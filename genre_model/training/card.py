@@ -25,9 +25,10 @@ ISC licence, (c) Music Technology Group, Universitat Pompeu Fabra; weights read 
 0.1.0 wheel at training time, never shipped), with weight {embed_weight}. {unlabelled_slices} slices
 of unlabelled real music (Debian's free game soundtracks, see `genre_model/training/teacher.py`) join
 the labelled windows, their genre target given by a softmax-regression probe on the teacher's
-embeddings fitted on the labelled training windows (weight {unlabelled_weight}). A labelled window's
-genre target is {teacher_genre_weight} parts that probe's distribution, fitted without the window's track
-(5 folds of tracks), to {label_share:g} parts its true genre.
+embeddings fitted on the labelled training windows (weight {unlabelled_weight}).
+"""
+_TEACHER_GENRES = """A labelled window's genre target is {teacher_genre_weight} parts that probe's distribution, fitted
+without the window's track (5 folds of tracks), to {label_share:g} parts its true genre.
 """
 
 
@@ -115,7 +116,9 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
         f"{config.get('stem_stride', 1)}), conv, global average pooling, "
         f"dropout {config['dropout']}, softmax. Trained in {report['train_seconds'] / 60:.0f} minutes on 2 CPU cores.",
         "",
-        *(_DISTILLATION.format(**config, label_share=1 - config.get("teacher_genre_weight", 0)).splitlines() if config.get("distill") else []),
+        *(_DISTILLATION.format(**config).splitlines() if config.get("distill") else []),
+        *(_TEACHER_GENRES.format(**config, label_share=1 - config["teacher_genre_weight"]).splitlines()
+          if config.get("distill") and config.get("teacher_genre_weight") else []),
         "Reproduce (2 CPU cores, from the repository root, `pip install '.[train]'` first):",
         "",
         "```",
