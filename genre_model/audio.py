@@ -74,14 +74,14 @@ def _ffmpeg_error(path: PathLike, stderr: bytes, default: str) -> DecodeError:
     return DecodeError(path, f"ffmpeg: {reason}")
 
 
-def _run(cmd: list[bytes | str], path: PathLike, timeout: float, *, output: bool = True) -> tuple[int, bytes, bytes]:
+def _run(cmd: list[bytes | str], path: PathLike, timeout: float) -> tuple[int, bytes, bytes]:
     """Run ffmpeg; return its exit status, standard output and standard error.
 
     The output goes to an unnamed temporary file, not a pipe: a pipe is drained
     by a Python thread that needs the GIL for every chunk, so a busy main thread
     (inference, tag writing) would stall the decoder behind it.
     """
-    with tempfile.TemporaryFile() if output else open(os.devnull, "wb") as stdout:
+    with tempfile.TemporaryFile() as stdout:
         try:
             proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE,
                                   timeout=timeout, check=False)
@@ -89,8 +89,6 @@ def _run(cmd: list[bytes | str], path: PathLike, timeout: float, *, output: bool
             raise DecodeError(path, f"decoding took longer than {timeout:g} s") from None
         except OSError as exc:
             raise DecodeError(path, f"cannot run ffmpeg: {exc.strerror or exc}") from None
-        if not output:
-            return proc.returncode, b"", proc.stderr
         stdout.seek(0)
         return proc.returncode, stdout.read(), proc.stderr
 
@@ -101,7 +99,7 @@ def probe_duration(path: PathLike, *, ffmpeg: str | None = None, timeout: float 
     exe = find_ffmpeg(ffmpeg)
     if exe is None:
         return _audioread_duration(path)
-    _, _, stderr = _run([exe, "-hide_banner", "-nostdin", "-i", _input_arg(path)], path, timeout, output=False)
+    _, _, stderr = _run([exe, "-hide_banner", "-nostdin", "-i", _input_arg(path)], path, timeout)
     match = _DURATION_RE.search(stderr)
     if match is None or b"Audio:" not in stderr:
         raise _ffmpeg_error(path, stderr, "no audio stream")
