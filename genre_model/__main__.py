@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="stride of the first convolution: 2 trains 4x faster (default: %(default)s)")
     train.add_argument("--unlabelled-slices", type=int, default=4000,
                        help="slices of unlabelled music for --distill (default: %(default)s)")
+    train.add_argument("--lowpass", type=float, default=0.0,
+                       help="share of training windows whose top mel bands are cut, as by a lossy "
+                       "encoder's lowpass (default: %(default)s)")
 
     ev = sub.add_parser("evaluate", help="track-level accuracy of a model on a labelled split",
                         description="Evaluate a model (and its float twin, when present) at track level.")
@@ -98,7 +101,7 @@ def _train(args, argv: list[str] | None) -> int:
                                seed=args.seed, version=args.version, distill=args.distill,
                                unlabelled_slices=args.unlabelled_slices, stem_stride=args.stem_stride,
                                unlabelled_weight=args.unlabelled_weight,
-                               teacher_genre_weight=args.teacher_genre_weight))
+                               teacher_genre_weight=args.teacher_genre_weight, lowpass=args.lowpass))
     if "valid" in report:
         command = "python -m genre_model " + " ".join(sys.argv[1:] if argv is None else argv)
         page = write_model_card(report, Path(args.out).with_suffix(".tflite"), command)

@@ -93,3 +93,22 @@ def test_cross_fitted_probe_never_sees_the_track_it_labels():
     flipped[tracks == 0] = 2
     q = cross_fitted_probe_genres(embeddings, flipped, tracks, 3)
     assert np.allclose(q[tracks == 0], p[tracks == 0])
+
+
+def test_augmentation_gain_is_in_ln_power_units_and_lowpass_cuts_only_the_top_bands():
+    from genre_model.training.augment import gain_db_to_log_offset
+    from genre_model.training.train import augment
+
+    x = np.random.default_rng(1).normal(size=(64, 128, 128)).astype(np.float32)
+    std = 4.0
+    gain_only = TrainConfig(data="", out="", gain_db=10.0, tilt=0.0, time_masks=0, freq_masks=0)
+    offset = (augment(x.copy(), np.random.default_rng(0), gain_only, std) - x)[:, 0, 0] * std
+    assert np.abs(offset).max() <= gain_db_to_log_offset(10.0) + 1e-5
+    assert np.abs(offset).max() > 0.8 * gain_db_to_log_offset(10.0)
+
+    cut_all = TrainConfig(data="", out="", gain_db=0.0, tilt=0.0, time_masks=0, freq_masks=0, lowpass=1.0)
+    y = augment(x.copy(), np.random.default_rng(0), cut_all, std)
+    changed = (y != x).any(axis=2)  # (windows, bands)
+    assert not changed[:, : 128 * 5 // 6].any()
+    assert changed[:, -1].all()
+    assert np.all(y[:, -1] == x.min(axis=(1, 2))[:, None])

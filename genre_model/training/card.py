@@ -22,8 +22,9 @@ def confused_pairs(confusion: dict, k: int = 5) -> list[tuple[str, str, int]]:
 _DISTILLATION = """Knowledge distillation: a second head (dropped at export) learns, on every slice, the
 400-d embedding (MSD and MTT penultimate layers) of the pretrained musicnn models (Pons & Serra 2019;
 ISC licence, (c) Music Technology Group, Universitat Pompeu Fabra; weights read from the `musicnn`
-0.1.0 wheel at training time, never shipped), with weight {embed_weight}. {unlabelled_slices} slices
-of unlabelled real music (Debian's free game soundtracks, see `genre_model/training/teacher.py`) join
+0.1.0 wheel at training time, never shipped), with weight {embed_weight}. Up to {unlabelled_slices} slices
+of unlabelled real music (spread evenly over the files, so short files give fewer; Debian's free game
+soundtracks, see `genre_model/training/teacher.py`) join
 the labelled windows, their genre target given by a softmax-regression probe on the teacher's
 embeddings fitted on the labelled training windows (weight {unlabelled_weight}).
 """
@@ -110,7 +111,8 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
         f"Seed {config['seed']}, {config['epochs']} epochs, batch {config['batch_size']}, Adam with cosine decay "
         f"from {config['learning_rate']}, label smoothing {config['label_smoothing']}; windows every "
         f"{config['window_hop_frames']} frames, each epoch in the original or a lossy copy "
-        f"({', '.join(config['codecs']) or 'none'}); random gain +-{config['gain_db']} dB, spectral tilt, "
+        f"({', '.join(config['codecs']) or 'none'}); random gain +-{config['gain_db']} dB, spectral tilt +-{config['tilt']} ln units, "
+        f"lowpass on {config.get('lowpass', 0.0):.0%} of the windows, "
         f"{config['time_masks']} time and {config['freq_masks']} frequency masks. "
         f"Architecture: conv3x3-BN-ReLU-maxpool blocks {config['widths']} (first conv stride "
         f"{config.get('stem_stride', 1)}), conv, global average pooling, "

@@ -54,8 +54,9 @@ class TrainConfig:
     widths: tuple[int, ...] = (16, 32, 64, 128)
     stem_stride: int = 1  # stride of the first conv: 2 makes the network 4x cheaper
     dropout: float = 0.3
-    gain_db: float = 6.0  # random gain in [-gain_db, +gain_db]
-    tilt: float = 1.0  # random spectral tilt (ln-power units across the mel axis)
+    gain_db: float = 26.0  # random gain in [-gain_db, +gain_db]
+    tilt: float = 4.3  # random spectral tilt (ln-power units across the mel axis)
+    lowpass: float = 0.0  # share of windows whose top mel bands are cut, as a lossy encoder's lowpass does
     time_masks: int = 2
     freq_masks: int = 2
     threads: int = 2
@@ -168,17 +169,34 @@ def genre_and_embedding_loss(n_labels: int, config: TrainConfig):
     return loss
 
 
-def augment(x: np.ndarray, rng: np.random.Generator, config: TrainConfig) -> np.ndarray:
-    """Random gain, spectral tilt, time and frequency masks on normalised log-mels (n, mels, frames)."""
+def augment(x: np.ndarray, rng: np.random.Generator, config: TrainConfig, std: float = 1.0) -> np.ndarray:
+    """Random gain, spectral tilt, lowpass, time and frequency masks on log-mels (n, mels, frames).
+
+    ``x`` is normalised by ``std``; gain and tilt are given in ln-power units and scaled by it.
+    """
     n, n_mels, n_frames = x.shape
     gain = gain_db_to_log_offset(rng.uniform(-config.gain_db, config.gain_db, n))
     tilt = rng.uniform(-config.tilt, config.tilt, n)[:, None] * np.linspace(-0.5, 0.5, n_mels)[None, :]
-    out = x + (gain[:, None] + tilt)[:, :, None]
+    out = x + ((gain[:, None] + tilt) / std)[:, :, None]
+    _lowpass(out, rng, config.lowpass)
     for _ in range(config.time_masks):
         _mask(out, rng, axis=2, max_width=16)
     for _ in range(config.freq_masks):
         _mask(out, rng, axis=1, max_width=12)
     return out
+
+
+def _lowpass(x: np.ndarray, rng: np.random.Generator, share: float) -> None:
+    """Cut the bands above a random band in the top sixth of a random ``share`` of windows.
+
+    MP3 and Opus at low bit rates (or sample rates) drop everything above 10-16 kHz;
+    without this the model read genre into those top bands.
+    """
+    n, n_mels, _ = x.shape
+    cut = np.where(rng.random(n) < share, rng.integers(n_mels * 5 // 6, n_mels, n), n_mels)
+    floor = x.min(axis=(1, 2), keepdims=True)
+    above = np.arange(n_mels)[None, :, None] >= cut[:, None, None]
+    x[:] = np.where(above, floor, x)
 
 
 def _mask(x: np.ndarray, rng: np.random.Generator, *, axis: int, max_width: int) -> None:
@@ -253,7 +271,7 @@ def train(config: TrainConfig) -> dict:
         # each window is seen once an epoch, in one of its versions (original or a codec copy)
         version = rng.integers(0, len(x), x.shape[1])
         chosen = np.concatenate([x[version, np.arange(x.shape[1])], unlabelled_x])
-        history = model.fit(augment(chosen, rng, config)[..., None], targets,
+        history = model.fit(augment(chosen, rng, config, std)[..., None], targets,
                             batch_size=config.batch_size, epochs=1, shuffle=True, verbose=0)
         log.info("epoch %d/%d loss %.3f", epoch + 1, config.epochs, history.history["loss"][0])
     train_seconds = time.time() - started
