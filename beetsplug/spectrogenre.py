@@ -1,8 +1,9 @@
 """Tag the genre of tracks by listening to them with spectrogenre's CNN.
 
 Decoding and log-mel features run in a bounded pool of worker threads (ffmpeg
-does the work outside the GIL); inference and every database write happen on
-the calling thread, in query order, so parallel and serial runs agree exactly.
+does the work outside the GIL); inference (the slices of every track that is
+ready, in one batch) and every database write happen on the calling thread, in
+query order, so parallel and serial runs agree exactly.
 The pool is the only parallelism: BLAS is held to one thread meanwhile, since
 OpenBLAS's own threads spin between the small mel products and took the CPU
 that ffmpeg needed (80 ms per track).
@@ -43,6 +44,14 @@ def interrupt_deferred():
         signal.signal(signal.SIGINT, previous)
         if received:
             raise KeyboardInterrupt
+
+
+def _ready_prefix(pending):
+    """Pop the first of ``pending`` (ready or not) and the ready ones that follow it."""
+    group = [pending.popleft()]
+    while pending and pending[0][1].done():
+        group.append(pending.popleft())
+    return group
 
 
 class BatchedCommits:
@@ -198,7 +207,7 @@ class SpectrogenrePlugin(BeetsPlugin):
         """
         from threadpoolctl import threadpool_limits
 
-        from genre_model.analysis import predict_track
+        from genre_model.analysis import predict_tracks
         from genre_model.errors import DecodeError
 
         aggregation = self._aggregation()
@@ -208,27 +217,31 @@ class SpectrogenrePlugin(BeetsPlugin):
         with threadpool_limits(limits=1, user_api="blas"), \
                 closing(self._features(self._unskipped(items, counts), jobs)) as analysed, \
                 BatchedCommits(lib) as batch:
-            for item, features in analysed:
-                if wait_for([features], timeout=0.2).not_done:
+            for group in analysed:
+                if wait_for([group[0][1]], timeout=0.2).not_done:
                     batch.commit()
-                if progress:
-                    done = counts["analysed"] + counts["failed"] + counts["skipped"]
-                    print(f"\rspectrogenre: {done + 1}/{total}", end="", file=sys.stderr)
-                try:
-                    log_mels = features.result()
-                except DecodeError as exc:
-                    if progress:
-                        print("\r\033[K", end="", file=sys.stderr)
-                    self._log.error("{}", exc)
-                    counts["failed"] += 1
+                decoded = []
+                for item, features in group:
+                    try:
+                        decoded.append((item, features.result()))
+                    except DecodeError as exc:
+                        if progress:
+                            print("\r\033[K", end="", file=sys.stderr)
+                        self._log.error("{}", exc)
+                        counts["failed"] += 1
+                if not decoded:
                     continue
-                prediction = predict_track(self.classifier, log_mels, aggregation)
-                batch.begin()
-                outcome = self._apply(item, prediction, write, pretend)
-                counts[outcome] += 1
-                if outcome != "failed":
-                    counts["analysed"] += 1
-                    votes[item.id] = (self._genre_name(prediction.genre), prediction.confidence)
+                predictions = predict_tracks(self.classifier, [log_mels for _, log_mels in decoded], aggregation)
+                for (item, _), prediction in zip(decoded, predictions):
+                    if progress:
+                        done = counts["analysed"] + counts["failed"] + counts["skipped"]
+                        print(f"\rspectrogenre: {done + 1}/{total}", end="", file=sys.stderr)
+                    batch.begin()
+                    outcome = self._apply(item, prediction, write, pretend)
+                    counts[outcome] += 1
+                    if outcome != "failed":
+                        counts["analysed"] += 1
+                        votes[item.id] = (self._genre_name(prediction.genre), prediction.confidence)
         if progress:
             print("\r\033[K", end="", file=sys.stderr)
         return votes
@@ -259,7 +272,11 @@ class SpectrogenrePlugin(BeetsPlugin):
         return method
 
     def _features(self, items, jobs):
-        """Yield ``(item, future of its log-mel slices)`` in order, at most 2 * jobs in flight."""
+        """Yield lists of ``(item, future of its log-mel slices)`` in order, at most 2 * jobs in flight.
+
+        A list is the next item and those after it whose features are ready, so their
+        slices go through the CNN as one batch.
+        """
         from genre_model.analysis import track_log_mels
 
         options = {
@@ -275,9 +292,9 @@ class SpectrogenrePlugin(BeetsPlugin):
                 pending.append((item, pool.submit(track_log_mels, item.path, frontend,
                                                   duration=item.length or None, **options)))
                 if len(pending) >= 2 * jobs:
-                    yield pending.popleft()
+                    yield _ready_prefix(pending)
             while pending:
-                yield pending.popleft()
+                yield _ready_prefix(pending)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 

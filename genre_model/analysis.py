@@ -56,14 +56,21 @@ def analyse_file(path: PathLike, classifier: GenreClassifier, *, n_slices: int =
     """Genre of one audio file."""
     log_mels = track_log_mels(path, classifier.frontend, n_slices=n_slices, duration=duration,
                               ffmpeg=ffmpeg, timeout=timeout)
-    return predict_track(classifier, log_mels, aggregation)
+    return predict_tracks(classifier, [log_mels], aggregation)[0]
 
 
-def predict_track(classifier: GenreClassifier, log_mels: np.ndarray,
-                  aggregation: str | None = None) -> GenrePrediction:
-    """Classify a track's slices and aggregate them with the model's calibration."""
+def predict_tracks(classifier: GenreClassifier, log_mels: list[np.ndarray],
+                   aggregation: str | None = None) -> list[GenrePrediction]:
+    """Classify the slices of several tracks in one batch and aggregate each track's own.
+
+    Each slice's probabilities do not depend on the batch it runs in (int8 arithmetic), so
+    the prediction of a track is the same however tracks are grouped.
+    """
     method = aggregation or classifier.card.aggregation
     card = classifier.card
-    return aggregate(classifier.predict_proba(log_mels), classifier.labels, method,
-                     temperature=card.temperature if method == card.aggregation else 1.0,
-                     aggregator=card.aggregator)
+    probabilities = classifier.predict_proba(np.concatenate(log_mels))
+    bounds = np.cumsum([len(s) for s in log_mels])[:-1]
+    return [aggregate(p, classifier.labels, method,
+                      temperature=card.temperature if method == card.aggregation else 1.0,
+                      aggregator=card.aggregator)
+            for p in np.split(probabilities, bounds)]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from audio_factory import DEMO_DIR
-from genre_model.analysis import analyse_file, track_log_mels
+from genre_model.analysis import analyse_file, predict_tracks, track_log_mels
 from genre_model.constants import frontend_params
 from genre_model.errors import ModelError
 from genre_model.inference import DEFAULT_MODEL, GenreClassifier, sidecar_path
@@ -34,6 +34,15 @@ def test_slice_probabilities_are_distributions(classifier):
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=0.05)
     # batching does not change a slice's result
     np.testing.assert_array_equal(classifier.predict_proba(log_mels[2:3]), p[2:3])
+
+
+def test_a_track_gets_the_same_prediction_alone_or_batched_with_others(classifier):
+    tracks = [track_log_mels(DEMO_DIR / f"{stem}.ogg", classifier.frontend, n_slices=n)
+              for stem, n in (("macleod-vibe-ace", 5), ("brahms-hungarian-dance-5", 3), ("hobbs-lets-go-fishin", 1))]
+    together = predict_tracks(classifier, tracks)
+    alone = [predict_tracks(classifier, [t])[0] for t in tracks]
+    assert together == alone
+    assert len({p.genre for p in together}) > 1  # distinct answers, so a misplaced track boundary shows
 
 
 def test_string_orchestra_is_heard_as_classical(classifier):
