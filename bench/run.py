@@ -54,7 +54,7 @@ FORMATS = {  # extension: ffmpeg output options; tracks are encoded round-robin,
 MEMORY_TRACKS = 1_000  # tracks tagged in the memory check: the corpus, added this many times over
 LS_ITEMS = 10_000  # items in the library that ``beet ls`` is timed on
 STARTUP_REPEATS = 5  # start-up: the median of this many one-track runs
-LS_REPEATS = 7  # beet ls on the big library: the best of this many runs, plugin on and off
+LS_REPEATS = 12  # beet ls on the big library: the best of this many runs, plugin on and off
 TARGETS = {  # name: (description, check on the results)
     "c/a": ("steady state >= 6x full decode", lambda r: r["c/a"] >= 6),
     "c/b": ("steady state >= 0.8x seek-decode floor (same jobs)", lambda r: r["c/b"] >= 0.8),
@@ -302,12 +302,15 @@ def startup(beetsdir: Path) -> dict[str, float]:
 
 
 def ls_overhead(beetsdir: Path) -> dict[str, float]:
-    """Best wall and CPU times of ``beet ls`` over the whole library, plugin enabled and disabled, alternated."""
+    """Best wall and CPU times of ``beet ls`` over the whole library, plugin enabled and disabled.
+
+    Alternated, and in the opposite order every other time, so neither side always runs first.
+    """
     runs = {"on": [], "off": []}
-    for _ in range(LS_REPEATS):
-        for name, times in runs.items():
+    for repeat in range(LS_REPEATS):
+        for name in ("on", "off") if repeat % 2 == 0 else ("off", "on"):
             set_plugins(beetsdir, name == "on")
-            times.append(beet(beetsdir, "ls"))
+            runs[name].append(beet(beetsdir, "ls"))
     return {f"ls_{name}{suffix}": min(run[i] for run in times)
             for name, times in runs.items() for suffix, i in (("", 0), ("_cpu", 2))}
 
