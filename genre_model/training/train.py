@@ -169,7 +169,7 @@ def genre_and_embedding_loss(n_labels: int, config: TrainConfig):
     return loss
 
 
-def augment(x: np.ndarray, rng: np.random.Generator, config: TrainConfig, std: float = 1.0) -> np.ndarray:
+def augment(x: np.ndarray, rng: np.random.Generator, config: TrainConfig, std: float) -> np.ndarray:
     """Random gain, spectral tilt, lowpass, time and frequency masks on log-mels (n, mels, frames).
 
     ``x`` is normalised by ``std``; gain and tilt are given in ln-power units and scaled by it.
@@ -192,11 +192,13 @@ def _lowpass(x: np.ndarray, rng: np.random.Generator, share: float) -> None:
     MP3 and Opus at low bit rates (or sample rates) drop everything above 10-16 kHz;
     without this the model read genre into those top bands.
     """
+    if share <= 0:
+        return
     n, n_mels, _ = x.shape
-    cut = np.where(rng.random(n) < share, rng.integers(n_mels * 5 // 6, n_mels, n), n_mels)
-    floor = x.min(axis=(1, 2), keepdims=True)
-    above = np.arange(n_mels)[None, :, None] >= cut[:, None, None]
-    x[:] = np.where(above, floor, x)
+    picked = rng.random(n) < share
+    cut = rng.integers(n_mels * 5 // 6, n_mels, n)
+    for i in np.flatnonzero(picked):
+        x[i, cut[i]:] = x[i].min()
 
 
 def _mask(x: np.ndarray, rng: np.random.Generator, *, axis: int, max_width: int) -> None:
