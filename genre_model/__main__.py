@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--valid-split", default="valid", help="split to evaluate on ('' for none)")
     train.add_argument("--epochs", type=int, default=40)
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--version", default="1.0.0", help="model version stored in the sidecar")
+    train.add_argument("--version", default="1.1.0", help="model version stored in the sidecar")
     train.add_argument("--distill", action="store_true",
                        help="also learn from the musicnn teacher on labelled and unlabelled music")
     train.add_argument("--unlabelled-weight", type=float, default=0.2,
@@ -53,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument("--plot", metavar="FILE.png", help="draw the confusion matrix (needs matplotlib)")
     ev.add_argument("--calibration", action="store_true",
-                    help="add the expected calibration error (10 bins) and the reliability bins")
+                    help="add the expected calibration error (10 bins), the reliability bins, and the "
+                    "figures of a calibration refitted without each track in turn")
     ev.add_argument("--reliability-plot", metavar="FILE.png", help="draw the reliability diagram (implies --calibration)")
     ev.add_argument("--robustness", action="store_true",
                     help="add the agreement under MP3, Opus and AAC re-encoding and -10/+6 dB gain")
@@ -135,6 +136,9 @@ def _evaluate(args) -> int:
             print(f"  recall {genre:11} {recall:.3f}")
         if "ece" in report:
             print(f"  ECE (10 bins)      {report['ece']:.3f} at temperature {report['temperature']:.2f}")
+            held_out = report["cross_validated"]
+            print(f"  calibration refitted without each track: track_accuracy {held_out['track_accuracy']:.3f}, "
+                  f"balanced_accuracy {held_out['balanced_accuracy']:.3f}, ECE {held_out['ece']:.3f}")
         for condition, agreement in report.get("agreement", {}).items():
             print(f"  agreement {condition:18} {agreement:.3f}")
     return 0

@@ -77,7 +77,7 @@ def fit_aggregator(slice_probabilities: list[np.ndarray], targets: np.ndarray, n
 
 
 def track_scores(probabilities: np.ndarray, method: str = "mean", *, temperature: float = 1.0,
-                 aggregator: dict | None = None) -> np.ndarray:
+                 bias: np.ndarray | list[float] | None = None, aggregator: dict | None = None) -> np.ndarray:
     """Per-genre track scores that sum to 1.
 
     Parameters
@@ -89,8 +89,10 @@ def track_scores(probabilities: np.ndarray, method: str = "mean", *, temperature
         ``mean``: mean probability; ``logsum``: softmax of the summed log-probabilities
         divided by the number of slices (a geometric mean).
     temperature : float
-        Calibration temperature applied to the track's log-scores (``mean`` and
-        ``logsum``); 1 leaves them as they are.
+        Calibration temperature that divides the track's log-scores (all but
+        ``vote``); 1 leaves them as they are.
+    bias : np.ndarray [shape=(n_genres,)], optional
+        Calibration bias added to the log-scores after the temperature (all but ``vote``).
 
     Returns
     -------
@@ -113,17 +115,20 @@ def track_scores(probabilities: np.ndarray, method: str = "mean", *, temperature
     else:
         raise ParameterError(f"aggregation must be one of {AGGREGATIONS}, got {method!r}")
     z = log_scores / temperature
+    if bias is not None:
+        z = z + np.asarray(bias, dtype=np.float64)
     z = np.exp(z - z.max())
     return z / z.sum()
 
 
 def aggregate(probabilities: np.ndarray, labels: list[str], method: str = "mean", *,
-              temperature: float = 1.0, aggregator: dict | None = None) -> GenrePrediction:
+              temperature: float = 1.0, bias: np.ndarray | list[float] | None = None,
+              aggregator: dict | None = None) -> GenrePrediction:
     """Aggregate slice probabilities into a :class:`GenrePrediction`.
 
     The confidence is the winning genre's track score, in [0, 1].
     """
-    scores = track_scores(probabilities, method, temperature=temperature, aggregator=aggregator)
+    scores = track_scores(probabilities, method, temperature=temperature, bias=bias, aggregator=aggregator)
     if scores.shape[0] != len(labels):
         raise ParameterError(f"{scores.shape[0]} scores for {len(labels)} labels")
     best = int(scores.argmax())

@@ -70,7 +70,6 @@ def predict_tracks(classifier: GenreClassifier, log_mels: list[np.ndarray],
     card = classifier.card
     probabilities = classifier.predict_proba(np.concatenate(log_mels))
     bounds = np.cumsum([len(s) for s in log_mels])[:-1]
-    return [aggregate(p, classifier.labels, method,
-                      temperature=card.temperature if method == card.aggregation else 1.0,
-                      aggregator=card.aggregator)
+    calibration = card.calibration(method).kwargs()
+    return [aggregate(p, classifier.labels, method, aggregator=card.aggregator, **calibration)
             for p in np.split(probabilities, bounds)]

@@ -13,7 +13,7 @@ import numpy as np
 from .aggregate import AGGREGATIONS, track_scores
 from .analysis import track_log_mels
 from .audio import find_ffmpeg
-from .calibration import calibration_report
+from .calibration import Calibration, calibration_report, cross_validated_scores
 from .constants import N_SLICES
 from .dataset import LabelledTrack, read_tracks
 from .inference import GenreClassifier, float_twin_path
@@ -75,10 +75,10 @@ def classification_metrics(targets: np.ndarray, predictions: np.ndarray, labels:
     }
 
 
-def summarise(outputs: SplitOutputs, labels: list[str], aggregation: str, temperature: float = 1.0,
+def summarise(outputs: SplitOutputs, labels: list[str], aggregation: str, calibration: Calibration = Calibration(),
               aggregator: dict | None = None) -> dict[str, Any]:
-    """The JSON-ready evaluation of one model on one split."""
-    scores = np.stack([track_scores(p, aggregation, temperature=temperature, aggregator=aggregator)
+    """The JSON-ready evaluation of one model on one split (``track_accuracy_by_aggregation``: uncalibrated)."""
+    scores = np.stack([track_scores(p, aggregation, aggregator=aggregator, **calibration.kwargs())
                        for p in outputs.slice_probabilities])
     metrics = classification_metrics(outputs.targets, scores.argmax(axis=1), labels)
     slice_hits = np.concatenate([p.argmax(axis=1) == y for p, y in zip(outputs.slice_probabilities, outputs.targets)])
@@ -98,6 +98,20 @@ def summarise(outputs: SplitOutputs, labels: list[str], aggregation: str, temper
     }
 
 
+def cross_validated(outputs: SplitOutputs, labels: list[str], aggregation: str,
+                    aggregator: dict | None = None) -> dict[str, Any]:
+    """Accuracy and ECE when each track's calibration is fitted on the split's other tracks.
+
+    The honest figures on the split the stored calibration was fitted on.
+    """
+    scores = cross_validated_scores(outputs.slice_probabilities, outputs.targets, aggregation, aggregator)
+    metrics = classification_metrics(outputs.targets, scores.argmax(axis=1), labels)
+    return {"track_accuracy": round(metrics["accuracy"], 4),
+            "balanced_accuracy": round(metrics["balanced_accuracy"], 4),
+            "per_genre_recall": metrics["per_genre_recall"],
+            "ece": calibration_report(scores, outputs.targets)["ece"]}
+
+
 def robustness(classifier: GenreClassifier, tracks: list[LabelledTrack], reference: np.ndarray, *,
                n_slices: int, aggregation: str) -> dict[str, float]:
     """Share of tracks that keep their predicted genre under each of :data:`CONDITIONS`."""
@@ -109,7 +123,9 @@ def robustness(classifier: GenreClassifier, tracks: list[LabelledTrack], referen
             for track, genre in zip(tracks, reference):
                 degraded = degrade(track.path, condition, Path(tmp))
                 p = classifier.predict_proba(track_log_mels(degraded, classifier.frontend, n_slices=n_slices))
-                same.append(np.argmax(track_scores(p, aggregation, aggregator=card.aggregator)) == genre)
+                scores = track_scores(p, aggregation, aggregator=card.aggregator,
+                                      **card.calibration(aggregation).kwargs())
+                same.append(np.argmax(scores) == genre)
             agreement[condition] = round(float(np.mean(same)), 4)
     return agreement
 
@@ -120,34 +136,45 @@ def evaluate(data: str | Path, model: str | Path, *, split: str | None = "valid"
     """Evaluate the int8 model, and its float twin when it exists, on ``split`` of ``data``.
 
     Returns one JSON-ready dict: the int8 model's metrics at the top level, the
-    float twin's under ``"float"`` with ``"int8_float_agreement"`` (share of
-    tracks given the same genre by both); with ``calibration``, ``ece`` and the
-    reliability bins of the stored confidence; with ``with_robustness``,
-    ``agreement`` per re-encoding and gain condition.
+    float twin's (with its own calibration) under ``"float"`` with
+    ``"int8_float_agreement"`` (share of tracks given the same genre by both); with ``calibration``, ``ece`` and the
+    reliability bins of the stored confidence, its ``temperature`` and ``bias``,
+    and under ``cross_validated`` the accuracy and ECE of a calibration refitted
+    without each track in turn (the honest figures on the split it was fitted
+    on); with ``with_robustness``, ``agreement`` per re-encoding and gain condition.
     """
     classifier = GenreClassifier(model)
     card = classifier.card
     method = aggregation or card.aggregation
-    temperature = card.temperature if method == card.aggregation else 1.0
+    calibration_of_method = card.calibration(method)
     tracks = read_tracks(data, split)
     log_mels = split_log_mels(tracks, classifier.frontend, n_slices=n_slices)
     outputs = run_split(classifier, tracks, log_mels)
     report = {"model": card.tag, "split": split,
-              **summarise(outputs, classifier.labels, method, temperature, card.aggregator)}
+              **summarise(outputs, classifier.labels, method, calibration_of_method, card.aggregator)}
+
+    def predicted(outputs: SplitOutputs, calibration: Calibration) -> np.ndarray:
+        return np.array([np.argmax(track_scores(p, method, aggregator=card.aggregator, **calibration.kwargs()))
+                         for p in outputs.slice_probabilities])
+
     twin = float_twin_path(model)
     if twin.is_file():
         float_outputs = run_split(GenreClassifier(twin), tracks, log_mels)
-        report["float"] = summarise(float_outputs, classifier.labels, method, temperature, card.aggregator)
-        same = [np.argmax(track_scores(a, method, aggregator=card.aggregator))
-                == np.argmax(track_scores(b, method, aggregator=card.aggregator))
-                for a, b in zip(outputs.slice_probabilities, float_outputs.slice_probabilities)]
-        report["int8_float_agreement"] = round(float(np.mean(same)), 4)
+        float_calibration = card.calibration(method, float_twin=True)
+        report["float"] = summarise(float_outputs, classifier.labels, method, float_calibration, card.aggregator)
+        if calibration:
+            report["float"]["cross_validated"] = cross_validated(float_outputs, classifier.labels, method,
+                                                                 card.aggregator)
+        report["int8_float_agreement"] = round(float(np.mean(predicted(outputs, calibration_of_method)
+                                                             == predicted(float_outputs, float_calibration))), 4)
     if calibration:
-        report.update(calibration_report(outputs.slice_probabilities, outputs.targets, method, temperature,
-                                         card.aggregator))
+        scores = np.stack([track_scores(p, method, aggregator=card.aggregator, **calibration_of_method.kwargs())
+                           for p in outputs.slice_probabilities])
+        report.update(calibration_report(scores, outputs.targets), temperature=calibration_of_method.temperature,
+                      bias=None if calibration_of_method.bias is None
+                      else [round(float(b), 4) for b in calibration_of_method.bias])
+        report["cross_validated"] = cross_validated(outputs, classifier.labels, method, card.aggregator)
     if with_robustness:
-        reference = [np.argmax(track_scores(p, method, aggregator=card.aggregator))
-                     for p in outputs.slice_probabilities]
-        report["agreement"] = robustness(classifier, tracks, np.array(reference), n_slices=n_slices,
+        report["agreement"] = robustness(classifier, tracks, predicted(outputs, calibration_of_method), n_slices=n_slices,
                                          aggregation=method)
     return report

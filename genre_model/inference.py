@@ -2,7 +2,8 @@
 
 A model is two files: ``<name>.tflite`` and ``<name>.json``. The sidecar holds the
 labels, the front-end parameters the model was trained with, the input
-normalisation, the default aggregation and calibration temperature, the version,
+normalisation, the default aggregation and its calibration (temperature and
+per-genre bias), the version,
 the sha256 of the .tflite and the validation metrics. Anything missing, corrupt
 or inconsistent raises :class:`ModelError` at load, before any track is analysed.
 """
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .aggregate import AGGREGATIONS
+from .calibration import Calibration
 from .constants import FRONTEND_KEYS, frontend_params
 from .errors import ModelError
 
@@ -65,6 +67,8 @@ class ModelCard:
     float_sha256: str | None = None
     aggregation: str = "mean"
     temperature: float = 1.0
+    bias: list[float] | None = None
+    float_twin_calibration: dict[str, Any] | None = None  # the float twin's own temperature and bias
     metrics: dict[str, Any] = field(default_factory=dict)
     aggregator: dict[str, Any] | None = None
 
@@ -72,6 +76,18 @@ class ModelCard:
     def tag(self) -> str:
         """``name@version``, stored with every prediction so re-analysis can be skipped."""
         return f"{self.name}@{self.version}"
+
+    def calibration(self, method: str, *, float_twin: bool = False) -> Calibration:
+        """The stored calibration of the int8 model, or of its float twin (fitted on the twin's own outputs).
+
+        It belongs to the default aggregation; any other gets the identity.
+        """
+        if method != self.aggregation:
+            return Calibration()
+        if float_twin and self.float_twin_calibration:
+            return Calibration(float(self.float_twin_calibration["temperature"]),
+                               np.asarray(self.float_twin_calibration["bias"], dtype=np.float64))
+        return Calibration(self.temperature, None if self.bias is None else np.asarray(self.bias))
 
     @classmethod
     def from_json(cls, data: dict[str, Any], source: str) -> ModelCard:
@@ -87,6 +103,8 @@ class ModelCard:
                 float_sha256=data.get("float_sha256"),
                 aggregation=str(data.get("aggregation", "mean")),
                 temperature=float(data.get("temperature", 1.0)),
+                bias=None if data.get("bias") is None else [float(b) for b in data["bias"]],
+                float_twin_calibration=data.get("float_twin_calibration"),
                 metrics=dict(data.get("metrics", {})),
                 aggregator=data.get("aggregator"),
             )
@@ -100,26 +118,11 @@ class ModelCard:
             raise ModelError(f"sidecar {source}: front-end {card.frontend} differs from this version's {frontend_params()}")
         if card.aggregation not in AGGREGATIONS or card.std <= 0 or card.temperature <= 0:
             raise ModelError(f"sidecar {source}: bad aggregation, normalisation std or temperature")
+        if card.bias is not None and (len(card.bias) != len(card.labels) or not np.all(np.isfinite(card.bias))):
+            raise ModelError(f"sidecar {source}: bias must be one finite number per label")
         if card.aggregation == "learned" and card.aggregator is None:
             raise ModelError(f"sidecar {source}: learned aggregation without aggregator parameters")
         return card
-
-    def to_json(self) -> dict[str, Any]:
-        data = {
-            "name": self.name,
-            "version": self.version,
-            "labels": self.labels,
-            "frontend": self.frontend,
-            "normalization": {"mean": self.mean, "std": self.std},
-            "sha256": self.sha256,
-            "float_sha256": self.float_sha256,
-            "aggregation": self.aggregation,
-            "temperature": self.temperature,
-            "metrics": self.metrics,
-        }
-        if self.aggregator is not None:
-            data["aggregator"] = self.aggregator
-        return data
 
 
 @contextlib.contextmanager

@@ -1,10 +1,11 @@
-"""Temperature scaling, ECE and the learned aggregator."""
+"""Bias-corrected temperature scaling, ECE and the learned aggregator."""
 
 import numpy as np
 import pytest
 
 from genre_model.aggregate import aggregate, fit_aggregator, track_scores
-from genre_model.calibration import calibration_report, fit_temperature, reliability
+from genre_model.calibration import (Calibration, calibration_report, cross_validated_scores, fit_calibration,
+                                     reliability)
 
 
 def test_ece_of_perfectly_calibrated_bins_is_zero_and_of_overconfidence_is_the_gap():
@@ -30,17 +31,60 @@ def _overconfident_tracks(n=200, k=4, seed=0):
     return probs, targets
 
 
+def _scores(probs, method, calibration=Calibration()):
+    return np.stack([track_scores(p, method, **calibration.kwargs()) for p in probs])
+
+
 def test_temperature_fit_repairs_overconfidence():
     probs, targets = _overconfident_tracks()
-    before = calibration_report(probs, targets, "mean", 1.0)["ece"]
-    t = fit_temperature(probs, targets, "mean")
-    after = calibration_report(probs, targets, "mean", t)["ece"]
-    assert t > 1.0 and after < before / 2
+    before = calibration_report(_scores(probs, "mean"), targets)["ece"]
+    calibration = fit_calibration(probs, targets, "mean")
+    after = calibration_report(_scores(probs, "mean", calibration), targets)["ece"]
+    assert calibration.temperature > 1.0 and after < before / 2
 
 
-def test_vote_has_no_temperature():
+def _under_predicted_genre(n=240, k=4, seed=2):
+    """Tracks of genre 0 look a little like genre 1 to the model: it calls most of them 1."""
+    rng = np.random.default_rng(seed)
+    targets = rng.integers(0, k, n)
+    probs = []
+    for t in targets:
+        logits = rng.normal(0, 0.5, (3, k))
+        logits[:, t] += 1.5
+        if t == 0:
+            logits[:, 1] += 2.0
+        p = np.exp(logits)
+        probs.append(p / p.sum(axis=1, keepdims=True))
+    return probs, targets
+
+
+def test_bias_undoes_a_genre_the_model_under_predicts_on_tracks_it_was_not_fitted_on():
+    probs, targets = _under_predicted_genre()
+    calibration = fit_calibration(probs, targets, "mean")
+    assert calibration.bias[0] == max(calibration.bias)
+    fresh_probs, fresh_targets = _under_predicted_genre(seed=3)
+    before = np.mean(_scores(fresh_probs, "mean").argmax(axis=1) == fresh_targets)
+    after = _scores(fresh_probs, "mean", calibration).argmax(axis=1) == fresh_targets
+    assert after.mean() > before + 0.1
+    assert after[fresh_targets == 0].mean() > 0.5
+
+
+def test_cross_validated_scores_never_use_the_track_itself():
+    probs, targets = _under_predicted_genre(n=60)
+    scores = cross_validated_scores(probs, targets, "mean")
+    assert scores.shape == (60, 4) and np.allclose(scores.sum(axis=1), 1.0)
+    # flipping one track's label changes its own in-sample fit, never its held-out score
+    flipped = targets.copy()
+    flipped[0] = (targets[0] + 2) % 4
+    assert np.allclose(cross_validated_scores(probs, flipped, "mean")[0], scores[0])
+    in_sample = _scores(probs[:1], "mean", fit_calibration(probs, targets, "mean"))[0]
+    assert not np.allclose(in_sample, scores[0])
+
+
+def test_vote_is_left_uncalibrated():
     probs, targets = _overconfident_tracks()
-    assert fit_temperature(probs, targets, "vote") == 1.0
+    calibration = fit_calibration(probs, targets, "vote")
+    assert calibration.temperature == 1.0 and calibration.bias is None
 
 
 def test_learned_aggregator_learns_a_systematic_slice_confusion():

@@ -109,7 +109,7 @@ def test_sidecar_that_is_not_json(model_copy):
 
 def test_labels_that_do_not_match_the_outputs(model_copy):
     labels = GenreClassifier(model_copy).labels
-    _edit_sidecar(model_copy, labels=labels[:-1])
+    _edit_sidecar(model_copy, labels=labels[:-1], bias=None)
     with pytest.raises(ModelError, match="9 labels"):
         GenreClassifier(model_copy)
 
@@ -123,4 +123,11 @@ def test_front_end_that_differs_from_this_version(model_copy):
 def test_incomplete_sidecar(model_copy):
     _edit_sidecar(model_copy, normalization=None)
     with pytest.raises(ModelError, match="incomplete"):
+        GenreClassifier(model_copy)
+
+
+@pytest.mark.parametrize("bias", [[0.5] * 9, [0.0] * 9 + [float("nan")]])
+def test_calibration_bias_that_is_not_one_finite_number_per_label(model_copy, bias):
+    _edit_sidecar(model_copy, bias=bias)
+    with pytest.raises(ModelError, match="bias"):
         GenreClassifier(model_copy)
