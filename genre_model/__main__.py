@@ -35,10 +35,16 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--teacher-genre-weight", type=float, default=0.0,
                        help="with --distill, share of the teacher probe's genre distribution in a labelled "
                        "slice's target (default: %(default)s)")
+    train.add_argument("--teacher-target", default="embedding", choices=("embedding", "tags"),
+                       help="with --distill, what the student learns of the teacher on every slice: its 400-d "
+                       "embedding or its 100 tag logits (default: %(default)s)")
     train.add_argument("--stem-stride", type=int, default=1, choices=(1, 2),
                        help="stride of the first convolution: 2 trains 4x faster (default: %(default)s)")
     train.add_argument("--unlabelled-slices", type=int, default=4000,
                        help="slices of unlabelled music for --distill (default: %(default)s)")
+    train.add_argument("--codecs", default="mp3,opus",
+                       help="lossy copies of every training track, comma-separated, from mp3, opus, aac "
+                       "('' for none; default: %(default)s)")
     train.add_argument("--lowpass", type=float, default=0.0,
                        help="share of training windows whose top mel bands are cut, as by a lossy "
                        "encoder's lowpass (default: %(default)s)")
@@ -95,14 +101,22 @@ def _train(args, argv: list[str] | None) -> int:
         return 1
     from pathlib import Path
 
+    from .training.augment import CODECS
     from .training.card import write_model_card
+
+    codecs = tuple(c for c in args.codecs.split(",") if c)
+    if set(codecs) - set(CODECS):
+        print(f"error: --codecs must be among {', '.join(CODECS)}, got {args.codecs}", file=sys.stderr)
+        return 1
 
     report = train(TrainConfig(data=args.data, out=args.out, train_split=args.split,
                                valid_split=args.valid_split or None, epochs=args.epochs,
                                seed=args.seed, version=args.version, distill=args.distill,
                                unlabelled_slices=args.unlabelled_slices, stem_stride=args.stem_stride,
                                unlabelled_weight=args.unlabelled_weight,
-                               teacher_genre_weight=args.teacher_genre_weight, lowpass=args.lowpass))
+                               teacher_genre_weight=args.teacher_genre_weight, lowpass=args.lowpass,
+                               teacher_target=args.teacher_target,
+                               codecs=codecs))
     if "valid" in report:
         command = "python -m genre_model " + " ".join(sys.argv[1:] if argv is None else argv)
         page = write_model_card(report, Path(args.out).with_suffix(".tflite"), command)

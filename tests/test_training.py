@@ -95,6 +95,15 @@ def test_cross_fitted_probe_never_sees_the_track_it_labels():
     assert np.allclose(q[tracks == 0], p[tracks == 0])
 
 
+def test_teacher_tag_logits_invert_the_sigmoid_and_stay_finite_at_certainty():
+    from genre_model.training.distill import tag_logits
+
+    logits = np.array([[-3.0, 0.0, 2.5]])
+    np.testing.assert_allclose(tag_logits(1 / (1 + np.exp(-logits))), logits, atol=1e-6)
+    certain = tag_logits(np.array([[0.0, 1.0]]))
+    assert np.all(np.isfinite(certain)) and certain[0, 0] == pytest.approx(-certain[0, 1]) and certain[0, 1] > 9
+
+
 def test_augmentation_gain_is_in_ln_power_units_and_lowpass_cuts_only_the_top_bands():
     from genre_model.training.augment import gain_db_to_log_offset
     from genre_model.training.train import augment

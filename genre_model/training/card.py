@@ -19,8 +19,12 @@ def confused_pairs(confusion: dict, k: int = 5) -> list[tuple[str, str, int]]:
             if matrix[i, j] > 0]
 
 
+_TEACHER_TARGETS = {
+    "embedding": "400-d embedding (MSD and MTT penultimate layers)",
+    "tags": "100 tag logits (50 MSD and 50 MTT tags)",
+}
 _DISTILLATION = """Knowledge distillation: a second head (dropped at export) learns, on every slice, the
-400-d embedding (MSD and MTT penultimate layers) of the pretrained musicnn models (Pons & Serra 2019;
+{target} of the pretrained musicnn models (Pons & Serra 2019;
 ISC licence, (c) Music Technology Group, Universitat Pompeu Fabra; weights read from the `musicnn`
 0.1.0 wheel at training time, never shipped), with weight {embed_weight}. Up to {unlabelled_slices} slices
 of unlabelled real music (spread evenly over the files, so short files give fewer; Debian's free game
@@ -138,7 +142,8 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
         f"{config.get('stem_stride', 1)}), conv, global average pooling, "
         f"dropout {config['dropout']}, softmax. Trained in {report['train_seconds'] / 60:.0f} minutes on 2 CPU cores.",
         "",
-        *(_DISTILLATION.format(**config).splitlines() if config.get("distill") else []),
+        *(_DISTILLATION.format(**config, target=_TEACHER_TARGETS[config.get("teacher_target", "embedding")])
+          .splitlines() if config.get("distill") else []),
         *(_TEACHER_GENRES.format(**config, label_share=1 - config["teacher_genre_weight"]).splitlines()
           if config.get("distill") and config.get("teacher_genre_weight") else []),
         "Reproduce (2 CPU cores, from the repository root, `pip install '.[train]'` first):",

@@ -1,7 +1,7 @@
 """Knowledge distillation targets from the musicnn teacher (training time only).
 
 The student (our small CNN) learns, on every slice, to predict the teacher's
-400-d embedding, and the genre distribution that a linear probe on the
+400-d embedding (or its 100 tag logits), and the genre distribution that a linear probe on the
 teacher's embeddings gives: on unlabelled music that distribution is the whole
 genre target; on labelled slices it is mixed with the true genre, and comes
 from a probe that never saw the slice's track (cross-fitted over tracks), so it
@@ -23,38 +23,41 @@ from ..dataset import LabelledTrack
 from ..errors import DecodeError
 from ..features import log_mel_spectrogram
 from ..slicing import slice_starts, training_windows
-from .teacher import MusicnnTeacher, embed_cached, unlabelled_audio_files
+from .teacher import MusicnnTeacher, outputs_cached, unlabelled_audio_files
 
 log = logging.getLogger(__name__)
 
 
-def labelled_embeddings(teacher: MusicnnTeacher, tracks: list[LabelledTrack], hop_frames: int) -> np.ndarray:
-    """Teacher embeddings of every training window, in the order of ``train.build_dataset``.
+def labelled_outputs(teacher: MusicnnTeacher, tracks: list[LabelledTrack], hop_frames: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Teacher embeddings and tag probabilities of every training window, in the order of ``train.build_dataset``.
 
     Returns
     -------
     E : np.ndarray [shape=(n_windows, 400)]
+    T : np.ndarray [shape=(n_windows, 100)]
     """
     hop = hop_frames * HOP_LENGTH
-    return np.concatenate([
-        embed_cached(teacher, f"{t.path}|{t.path.stat().st_mtime_ns}|hop={hop}",
-                     lambda t=t: training_windows(decode_full(t.path), hop=hop))
-        for t in tracks])
+    outputs = [outputs_cached(teacher, f"{t.path}|{t.path.stat().st_mtime_ns}|hop={hop}",
+                              lambda t=t: training_windows(decode_full(t.path), hop=hop))
+               for t in tracks]
+    return np.concatenate([e for e, _ in outputs]), np.concatenate([tags for _, tags in outputs])
 
 
-def unlabelled_slices(teacher: MusicnnTeacher, n_slices: int) -> tuple[np.ndarray, np.ndarray]:
-    """About ``n_slices`` slices spread over the unlabelled soundtracks, with their teacher embeddings.
+def unlabelled_slices(teacher: MusicnnTeacher, n_slices: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """About ``n_slices`` slices spread over the unlabelled soundtracks, with their teacher outputs.
 
     Returns
     -------
     log_mels : np.ndarray [shape=(n, n_mels, slice_frames)]
     E : np.ndarray [shape=(n, 400)]
+    T : np.ndarray [shape=(n, 100)]
     """
     files = unlabelled_audio_files()
     if not files:
         raise DecodeError("/usr/share/games", "no unlabelled music installed (see training/teacher.py)")
     per_file = ceil(n_slices / len(files))
-    log_mels, embeddings = [], []
+    log_mels, embeddings, tags = [], [], []
     for path in files:
         try:
             duration = probe_duration(path)
@@ -65,9 +68,11 @@ def unlabelled_slices(teacher: MusicnnTeacher, n_slices: int) -> tuple[np.ndarra
         windows = windows[np.abs(windows).max(axis=1) >= SILENCE_PEAK]
         if len(windows):
             log_mels.append(log_mel_spectrogram(windows))
-            embeddings.append(embed_cached(teacher, f"{path}|{duration}|slices={per_file}", windows))
+            e, t = outputs_cached(teacher, f"{path}|{duration}|slices={per_file}", windows)
+            embeddings.append(e)
+            tags.append(t)
     log.info("%d unlabelled slices from %d files", sum(map(len, log_mels)), len(files))
-    return np.concatenate(log_mels), np.concatenate(embeddings)
+    return np.concatenate(log_mels), np.concatenate(embeddings), np.concatenate(tags)
 
 
 def probe_genres(labelled: np.ndarray, targets: np.ndarray, n_genres: int, unlabelled: np.ndarray) -> np.ndarray:
@@ -98,25 +103,37 @@ def cross_fitted_probe_genres(embeddings: np.ndarray, genres: np.ndarray, groups
     return out
 
 
+def tag_logits(tags: np.ndarray) -> np.ndarray:
+    """The teacher's tag probabilities as logits, clipped at +-9 (a probability of 1e-4 from 0 or 1)."""
+    p = np.clip(tags, 1e-4, 1 - 1e-4)
+    return np.log(p / (1 - p))
+
+
 def distillation_set(tracks: list[LabelledTrack], window_genres: np.ndarray, window_tracks: np.ndarray,
                      n_genres: int, config):
     """Teacher targets for the labelled windows, and unlabelled slices with their targets.
 
+    The student's second head learns the teacher's embedding (``config.teacher_target``
+    "embedding") or its tag logits ("tags"), standardised per dimension; the
+    genre probes always read the embedding.
+
     Returns the labelled windows' cross-fitted probe genre distributions
-    (n_windows, n_genres) and standardised embeddings (n_windows, 400), the
+    (n_windows, n_genres) and standardised teacher targets (n_windows, d), the
     unlabelled log-mels (n, n_mels, frames) and their targets laid out as
-    [probe genre distribution | embedding | genre weight | embedding weight].
+    [probe genre distribution | teacher target | genre weight | target weight].
     """
     teacher = MusicnnTeacher()
-    labelled = labelled_embeddings(teacher, tracks, config.window_hop_frames)
+    labelled, labelled_tags = labelled_outputs(teacher, tracks, config.window_hop_frames)
     labelled_genres = cross_fitted_probe_genres(labelled, window_genres, window_tracks, n_genres)
     if config.unlabelled_slices > 0:
-        unlabelled_x, unlabelled = unlabelled_slices(teacher, config.unlabelled_slices)
+        unlabelled_x, unlabelled, unlabelled_tags = unlabelled_slices(teacher, config.unlabelled_slices)
         genres = probe_genres(labelled, window_genres, n_genres, unlabelled)
     else:
         unlabelled_x = np.zeros((0, N_MELS, SLICE_FRAMES), np.float32)
-        unlabelled = np.zeros((0, labelled.shape[1]))
+        unlabelled, unlabelled_tags = np.zeros((0, labelled.shape[1])), np.zeros((0, labelled_tags.shape[1]))
         genres = np.zeros((0, n_genres))
+    if config.teacher_target == "tags":
+        labelled, unlabelled = tag_logits(labelled_tags), tag_logits(unlabelled_tags)
     mean, std = labelled.mean(axis=0), labelled.std(axis=0) + 1e-6
     targets = np.concatenate([genres, (unlabelled - mean) / std,
                               np.full((len(genres), 1), config.unlabelled_weight), np.ones((len(genres), 1))],

@@ -62,7 +62,8 @@ class TrainConfig:
     threads: int = 2
     distill: bool = False  # learn from the musicnn teacher too (training/distill.py)
     unlabelled_slices: int = 4000  # slices of unlabelled music for distillation
-    embed_weight: float = 1.0  # weight of the teacher-embedding loss
+    teacher_target: str = "embedding"  # what the second head learns: "embedding" (400-d) or "tags" (100 logits)
+    embed_weight: float = 1.0  # weight of the teacher-target loss
     unlabelled_weight: float = 0.2  # weight of an unlabelled slice's genre loss (a labelled one: ~1)
     teacher_genre_weight: float = 0.0  # share of the teacher probe's genre distribution in a labelled target
     cache_dir: str | None = "cache/windows"  # prepared windows, reused across runs (None: off)
