@@ -137,11 +137,12 @@ def evaluate(data: str | Path, model: str | Path, *, split: str | None = "valid"
 
     Returns one JSON-ready dict: the int8 model's metrics at the top level, the
     float twin's (with its own calibration) under ``"float"`` with
-    ``"int8_float_agreement"`` (share of tracks given the same genre by both); with ``calibration``, ``ece`` and the
-    reliability bins of the stored confidence, its ``temperature`` and ``bias``,
-    and under ``cross_validated`` the accuracy and ECE of a calibration refitted
-    without each track in turn (the honest figures on the split it was fitted
-    on); with ``with_robustness``, ``agreement`` per re-encoding and gain condition.
+    ``"int8_float_agreement"`` (share of tracks given the same genre by both);
+    with ``calibration``, ``ece`` and the reliability bins of the stored
+    confidence, its ``temperature`` and ``bias``, and under ``cross_validated``
+    the accuracy and ECE of a calibration refitted without each track in turn
+    (the honest figures on the split it was fitted on); with
+    ``with_robustness``, ``agreement`` per re-encoding and gain condition.
     """
     classifier = GenreClassifier(model)
     card = classifier.card
@@ -175,6 +176,6 @@ def evaluate(data: str | Path, model: str | Path, *, split: str | None = "valid"
                       else [round(float(b), 4) for b in calibration_of_method.bias])
         report["cross_validated"] = cross_validated(outputs, classifier.labels, method, card.aggregator)
     if with_robustness:
-        report["agreement"] = robustness(classifier, tracks, predicted(outputs, calibration_of_method), n_slices=n_slices,
-                                         aggregation=method)
+        report["agreement"] = robustness(classifier, tracks, predicted(outputs, calibration_of_method),
+                                         n_slices=n_slices, aggregation=method)
     return report

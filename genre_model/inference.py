@@ -3,8 +3,7 @@
 A model is two files: ``<name>.tflite`` and ``<name>.json``. The sidecar holds the
 labels, the front-end parameters the model was trained with, the input
 normalisation, the default aggregation and its calibration (temperature and
-per-genre bias), the version,
-the sha256 of the .tflite and the validation metrics. Anything missing, corrupt
+per-genre bias), the version, the sha256 of the .tflite and the validation metrics. Anything missing, corrupt
 or inconsistent raises :class:`ModelError` at load, before any track is analysed.
 """
 
@@ -84,10 +83,10 @@ class ModelCard:
         """
         if method != self.aggregation:
             return Calibration()
+        temperature, bias = self.temperature, self.bias
         if float_twin and self.float_twin_calibration:
-            return Calibration(float(self.float_twin_calibration["temperature"]),
-                               np.asarray(self.float_twin_calibration["bias"], dtype=np.float64))
-        return Calibration(self.temperature, None if self.bias is None else np.asarray(self.bias))
+            temperature, bias = self.float_twin_calibration["temperature"], self.float_twin_calibration["bias"]
+        return Calibration(float(temperature), None if bias is None else np.asarray(bias, dtype=np.float64))
 
     @classmethod
     def from_json(cls, data: dict[str, Any], source: str) -> ModelCard:

@@ -24,7 +24,7 @@ from ..audio import decode_full
 from ..constants import SLICE_FRAMES, HOP_LENGTH, frontend_params
 from ..dataset import LabelledTrack, read_tracks
 from ..aggregate import AGGREGATIONS, fit_aggregator
-from ..calibration import fit_calibration
+from ..calibration import Calibration, fit_calibration
 from ..evaluate import cross_validated, evaluate, run_split, split_log_mels, summarise
 from ..features import log_mel_spectrogram
 from ..inference import GenreClassifier, float_twin_path, sha256_of, sidecar_path
@@ -340,14 +340,11 @@ def finish(config: TrainConfig, out: Path, facts: dict) -> dict:
                                                 comparison[m]["calibrated_balanced_accuracy"],
                                                 -comparison[m]["calibrated_ece"]))
         sidecar["aggregation"] = best
-        sidecar["temperature"] = round(calibrations[best].temperature, 4)
-        bias = calibrations[best].bias
-        sidecar["bias"] = None if bias is None else [round(float(b), 4) for b in bias]
+        sidecar.update(_calibration_json(calibrations[best]))
         # the float twin gets its own, so that int8 against float compares the networks, not one's calibration
         float_valid = run_split(GenreClassifier(float_twin_path(out)), valid_tracks, valid_log_mels)
-        twin = fit_calibration(float_valid.slice_probabilities, float_valid.targets, best, aggregator)
-        sidecar["float_twin_calibration"] = {"temperature": round(twin.temperature, 4), "bias": None if twin.bias is None
-                                             else [round(float(b), 4) for b in twin.bias]}
+        sidecar["float_twin_calibration"] = _calibration_json(
+            fit_calibration(float_valid.slice_probabilities, float_valid.targets, best, aggregator))
         report["aggregation_comparison"] = comparison
     sidecar_path(out).write_text(json.dumps(sidecar, indent=2) + "\n")
     if config.valid_split:
@@ -363,3 +360,8 @@ def finish(config: TrainConfig, out: Path, facts: dict) -> dict:
         sidecar_path(out).write_text(json.dumps(sidecar, indent=2) + "\n")
     out.with_suffix(".report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _calibration_json(calibration: Calibration) -> dict:
+    return {"temperature": round(calibration.temperature, 4),
+            "bias": None if calibration.bias is None else [round(float(b), 4) for b in calibration.bias]}
