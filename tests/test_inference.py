@@ -131,3 +131,14 @@ def test_calibration_bias_that_is_not_one_finite_number_per_label(model_copy, bi
     _edit_sidecar(model_copy, bias=bias)
     with pytest.raises(ModelError, match="bias"):
         GenreClassifier(model_copy)
+
+
+def test_stored_calibration_belongs_to_the_default_aggregation_and_each_twin_has_its_own(model_copy):
+    _edit_sidecar(model_copy, aggregation="mean", temperature=2.0, bias=[0.1] * 10,
+                  float_twin_calibration={"temperature": 3.0, "bias": None})
+    card = GenreClassifier(model_copy).card
+    assert card.calibration("mean").temperature == 2.0 and card.calibration("mean").bias.shape == (10,)
+    twin = card.calibration("mean", float_twin=True)
+    assert twin.temperature == 3.0 and twin.bias is None
+    other = card.calibration("logsum")
+    assert other.temperature == 1.0 and other.bias is None
