@@ -42,7 +42,7 @@ def _fit(log_scores: np.ndarray, targets: np.ndarray) -> Calibration:
     from scipy.optimize import minimize
 
     n_tracks, n_genres = log_scores.shape
-    weight = (1.0 / np.bincount(targets, minlength=n_genres))[targets]
+    weight = (1.0 / np.maximum(np.bincount(targets, minlength=n_genres), 1))[targets]
     weight /= weight.sum()
     onehot = np.eye(n_genres)[targets]
 
