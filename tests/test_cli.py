@@ -50,7 +50,8 @@ def test_evaluate_reproduces_the_shipped_model_card():
     assert set(report["confusion"]["labels"]) >= set(report["per_genre_recall"])
     assert len(report["reliability"]) == 10
     # the calibration was fitted on valid: its held-out figures are there and meet issue 3's bar
+    # (refitted 117 times by an optimiser: another BLAS may move a borderline track, hence two tracks' slack)
     held_out = report["cross_validated"]
     for key in ("track_accuracy", "balanced_accuracy", "ece"):
-        assert held_out[key] == pytest.approx(recorded["cross_validated"][key], abs=1e-3), key
+        assert held_out[key] == pytest.approx(recorded["cross_validated"][key], abs=0.02), key
     assert held_out["track_accuracy"] >= 0.60
