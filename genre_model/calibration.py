@@ -84,17 +84,11 @@ def cross_validated_scores(slice_probabilities: list[np.ndarray], targets: np.nd
     scores : np.ndarray [shape=(n_tracks, n_genres)]
     """
     targets = np.asarray(targets)
-    if method == "vote":
-        return np.exp(_log_scores(slice_probabilities, method, aggregator))
     log_scores = _log_scores(slice_probabilities, method, aggregator)
-    scores = np.empty_like(log_scores)
-    for i in range(len(targets)):
-        others = np.arange(len(targets)) != i
-        calibration = _fit(log_scores[others], targets[others])
-        z = log_scores[i] / calibration.temperature + calibration.bias
-        z = np.exp(z - z.max())
-        scores[i] = z / z.sum()
-    return scores
+    calibrations = [Calibration() if method == "vote" else _fit(np.delete(log_scores, i, axis=0), np.delete(targets, i))
+                    for i in range(len(targets))]
+    return np.stack([track_scores(p, method, aggregator=aggregator, **c.kwargs())
+                     for p, c in zip(slice_probabilities, calibrations)])
 
 
 def reliability(confidence: np.ndarray, correct: np.ndarray, n_bins: int = N_BINS) -> tuple[float, list[dict]]:

@@ -75,16 +75,24 @@ def classification_metrics(targets: np.ndarray, predictions: np.ndarray, labels:
     }
 
 
-def summarise(outputs: SplitOutputs, labels: list[str], aggregation: str, calibration: Calibration = Calibration(),
+def split_track_scores(outputs: SplitOutputs, aggregation: str, calibration: Calibration = Calibration(),
+                       aggregator: dict | None = None) -> np.ndarray:
+    """Every track's calibrated genre scores (n_tracks, n_genres)."""
+    return np.stack([track_scores(p, aggregation, aggregator=aggregator, **calibration.kwargs())
+                     for p in outputs.slice_probabilities])
+
+
+def summarise(outputs: SplitOutputs, labels: list[str], aggregation: str, scores: np.ndarray,
               aggregator: dict | None = None) -> dict[str, Any]:
-    """The JSON-ready evaluation of one model on one split (``track_accuracy_by_aggregation``: uncalibrated)."""
-    scores = np.stack([track_scores(p, aggregation, aggregator=aggregator, **calibration.kwargs())
-                       for p in outputs.slice_probabilities])
+    """The JSON-ready evaluation of one model on one split, given its track ``scores``.
+
+    ``track_accuracy_by_aggregation`` is uncalibrated.
+    """
     metrics = classification_metrics(outputs.targets, scores.argmax(axis=1), labels)
     slice_hits = np.concatenate([p.argmax(axis=1) == y for p, y in zip(outputs.slice_probabilities, outputs.targets)])
     by_method = {}
     for method in AGGREGATIONS if aggregator else AGGREGATIONS[:-1]:
-        s = np.stack([track_scores(p, method, aggregator=aggregator) for p in outputs.slice_probabilities])
+        s = split_track_scores(outputs, method, aggregator=aggregator)
         by_method[method] = round(float(np.mean(s.argmax(axis=1) == outputs.targets)), 4)
     return {
         "track_accuracy": round(metrics.pop("accuracy"), 4),
@@ -151,31 +159,25 @@ def evaluate(data: str | Path, model: str | Path, *, split: str | None = "valid"
     tracks = read_tracks(data, split)
     log_mels = split_log_mels(tracks, classifier.frontend, n_slices=n_slices)
     outputs = run_split(classifier, tracks, log_mels)
+    scores = split_track_scores(outputs, method, calibration_of_method, card.aggregator)
     report = {"model": card.tag, "split": split,
-              **summarise(outputs, classifier.labels, method, calibration_of_method, card.aggregator)}
-
-    def predicted(outputs: SplitOutputs, calibration: Calibration) -> np.ndarray:
-        return np.array([np.argmax(track_scores(p, method, aggregator=card.aggregator, **calibration.kwargs()))
-                         for p in outputs.slice_probabilities])
-
+              **summarise(outputs, classifier.labels, method, scores, card.aggregator)}
     twin = float_twin_path(model)
     if twin.is_file():
         float_outputs = run_split(GenreClassifier(twin), tracks, log_mels)
-        float_calibration = card.calibration(method, float_twin=True)
-        report["float"] = summarise(float_outputs, classifier.labels, method, float_calibration, card.aggregator)
+        float_scores = split_track_scores(float_outputs, method, card.calibration(method, float_twin=True),
+                                          card.aggregator)
+        report["float"] = summarise(float_outputs, classifier.labels, method, float_scores, card.aggregator)
         if calibration:
             report["float"]["cross_validated"] = cross_validated(float_outputs, classifier.labels, method,
                                                                  card.aggregator)
-        report["int8_float_agreement"] = round(float(np.mean(predicted(outputs, calibration_of_method)
-                                                             == predicted(float_outputs, float_calibration))), 4)
+        report["int8_float_agreement"] = round(float(np.mean(scores.argmax(axis=1) == float_scores.argmax(axis=1))), 4)
     if calibration:
-        scores = np.stack([track_scores(p, method, aggregator=card.aggregator, **calibration_of_method.kwargs())
-                           for p in outputs.slice_probabilities])
         report.update(calibration_report(scores, outputs.targets), temperature=calibration_of_method.temperature,
                       bias=None if calibration_of_method.bias is None
                       else [round(float(b), 4) for b in calibration_of_method.bias])
         report["cross_validated"] = cross_validated(outputs, classifier.labels, method, card.aggregator)
     if with_robustness:
-        report["agreement"] = robustness(classifier, tracks, predicted(outputs, calibration_of_method),
-                                         n_slices=n_slices, aggregation=method)
+        report["agreement"] = robustness(classifier, tracks, scores.argmax(axis=1), n_slices=n_slices,
+                                         aggregation=method)
     return report

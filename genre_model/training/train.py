@@ -25,7 +25,7 @@ from ..constants import SLICE_FRAMES, HOP_LENGTH, frontend_params
 from ..dataset import LabelledTrack, read_tracks
 from ..aggregate import AGGREGATIONS, fit_aggregator
 from ..calibration import Calibration, fit_calibration
-from ..evaluate import cross_validated, evaluate, run_split, split_log_mels, summarise
+from ..evaluate import cross_validated, evaluate, run_split, split_log_mels, split_track_scores, summarise
 from ..features import log_mel_spectrogram
 from ..inference import GenreClassifier, float_twin_path, sha256_of, sidecar_path
 from ..slicing import training_windows
@@ -327,7 +327,8 @@ def finish(config: TrainConfig, out: Path, facts: dict) -> dict:
         comparison, calibrations = {}, {}
         for method in AGGREGATIONS:
             calibrations[method] = fit_calibration(valid.slice_probabilities, valid.targets, method, aggregator)
-            uncalibrated = summarise(valid, labels, method, aggregator=aggregator)
+            uncalibrated = summarise(valid, labels, method, split_track_scores(valid, method, aggregator=aggregator),
+                                     aggregator)
             held_out = cross_validated(valid, labels, method, aggregator)
             comparison[method] = {"track_accuracy": uncalibrated["track_accuracy"],
                                   "balanced_accuracy": uncalibrated["balanced_accuracy"],
