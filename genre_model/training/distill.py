@@ -2,10 +2,11 @@
 
 The student (our small CNN) learns, on every slice, to predict the teacher's
 400-d embedding (or its 100 tag logits), and the genre distribution that a
-linear probe on the teacher's embeddings gives: on unlabelled music that distribution is the whole
-genre target; on labelled slices it is mixed with the true genre, and comes
-from a probe that never saw the slice's track (cross-fitted over tracks), so it
-carries what the teacher hears, not a copy of the label.
+linear probe on the teacher's embeddings gives: on unlabelled music that
+distribution is the whole genre target; on labelled slices it is mixed with the
+true genre, and comes from a probe that never saw the slice's track
+(cross-fitted over tracks), so it carries what the teacher hears, not a copy of
+the label.
 """
 
 from __future__ import annotations
