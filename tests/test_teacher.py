@@ -107,25 +107,25 @@ def test_loud_input_stays_finite(teacher):
     assert np.isfinite(teacher.embed(loud[None])).all()
 
 
-def test_embed_cached(teacher, tmp_path):
+def test_outputs_cached(teacher, tmp_path):
     windows = np.stack([_noise(1), _sine(220.0)])
-    first = teacher_mod.embed_cached(teacher, "k1", windows, cache_dir=tmp_path)
+    first_emb, first_tags = teacher_mod.outputs_cached(teacher, "k1", windows, cache_dir=tmp_path)
     assert len(list(tmp_path.glob("*.npy"))) == 2  # embeddings and tags
+    assert first_emb.shape == (2, 400) and first_tags.shape == (2, 100)
 
     def boom():
         raise AssertionError("cached result must not recompute")
 
-    again = teacher_mod.embed_cached(teacher, "k1", boom, cache_dir=tmp_path)
-    np.testing.assert_array_equal(first, again)
-    tags = teacher_mod.tags_cached(teacher, "k1", boom, cache_dir=tmp_path)
-    assert tags.shape == (2, 100)
-    # a different key, or a different number of windows, is computed afresh
-    other = teacher_mod.embed_cached(teacher, "k1", windows[:1], cache_dir=tmp_path)
-    np.testing.assert_allclose(other, first[:1], atol=1e-5)
-    # an embedding cached without its tags (older caches) is still used as is
-    emb_path, tags_path = teacher_mod._cache_paths("k1", tmp_path)
-    tags_path.unlink()
-    np.testing.assert_array_equal(teacher_mod.embed_cached(teacher, "k1", boom, cache_dir=tmp_path), other)
+    emb, tags = teacher_mod.outputs_cached(teacher, "k1", boom, cache_dir=tmp_path)
+    np.testing.assert_array_equal(emb, first_emb)
+    np.testing.assert_array_equal(tags, first_tags)
+    # a different number of windows is computed afresh
+    other, _ = teacher_mod.outputs_cached(teacher, "k1", windows[:1], cache_dir=tmp_path)
+    np.testing.assert_allclose(other, first_emb[:1], atol=1e-5)
+    # embeddings cached without their tags (older caches) are computed again, both together
+    teacher_mod._cache_paths("k1", tmp_path)[1].unlink()
+    emb, tags = teacher_mod.outputs_cached(teacher, "k1", windows[:1], cache_dir=tmp_path)
+    assert tags.shape == (1, 100) and teacher_mod._cache_paths("k1", tmp_path)[1].is_file()
 
 
 def test_mel_filterbank_matches_librosa_shape_and_norm():

@@ -6,7 +6,7 @@ Unlabelled music for it to label (Debian's free game soundtracks, ~440 MB, ~9 h)
         wesnoth-1.16-music nexuiz-music warzone2100-music hyperrogue-music singularity-music
 
 Nothing at inference imports this module (it needs TensorFlow); it labels training
-audio once, and :func:`embed_cached` keeps the result on disk.
+audio once, and :func:`outputs_cached` keeps the result on disk.
 
 What it does
 ------------
@@ -46,8 +46,8 @@ Public API
 ``MusicnnTeacher(cache_dir).embed(windows) -> (n, 400)`` (MSD 200-d then MTT 200-d
 penultimate embeddings), ``.tags(windows) -> (n, 100)`` (MSD 50 then MTT 50 sigmoid
 probabilities; names in ``MusicnnTeacher.tag_names``), ``.embed_and_tag(windows)``
-(both, one pass); ``embed_cached`` / ``tags_cached`` / ``outputs_cached(teacher, key,
-windows)``; ``unlabelled_audio_files(roots)``; ``musicnn_logmel(y16k)``.
+(both, one pass); ``outputs_cached(teacher, key, windows)``; ``unlabelled_audio_files(roots)``;
+``musicnn_logmel(y16k)``.
 
 Licence of the weights (they are downloaded, never committed): musicnn is under the
 ISC licence::
@@ -575,23 +575,6 @@ def outputs_cached(teacher: MusicnnTeacher, key: str,
             np.save(tmp, array)
         os.replace(tmp.name, path)
     return outputs
-
-
-def embed_cached(teacher: MusicnnTeacher, key: str,
-                 windows: np.ndarray | Callable[[], np.ndarray],
-                 cache_dir: str | Path = DEFAULT_EMBED_CACHE) -> np.ndarray:
-    """``teacher.embed(windows)`` -> (n, 400), cached on disk by ``key`` (see :func:`outputs_cached`,
-    which also keeps the tag probabilities from the same forward pass)."""
-    emb = _load_cached(_cache_paths(key, cache_dir)[0], windows)
-    return emb if emb is not None else outputs_cached(teacher, key, windows, cache_dir)[0]
-
-
-def tags_cached(teacher: MusicnnTeacher, key: str,
-                windows: np.ndarray | Callable[[], np.ndarray],
-                cache_dir: str | Path = DEFAULT_EMBED_CACHE) -> np.ndarray:
-    """``teacher.tags(windows)`` -> (n, 100), cached with the embeddings under the same ``key``."""
-    tags = _load_cached(_cache_paths(key, cache_dir)[1], windows)
-    return tags if tags is not None else outputs_cached(teacher, key, windows, cache_dir)[1]
 
 
 # --------------------------------------------------------------------------- unlabelled audio
