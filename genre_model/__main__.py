@@ -143,18 +143,26 @@ def _evaluate(args) -> int:
         print(json.dumps(report))
     else:
         print(f"{report['model']} on {report['split']}: {report['n_tracks']} tracks")
+        print("  (95% bootstrap intervals over tracks in brackets)")
         for key in ("track_accuracy", "balanced_accuracy", "slice_accuracy"):
             twin = report.get("float", {}).get(key)
-            print(f"  {key:18} {report[key]:.3f}" + (f"   float twin {twin:.3f}" if twin is not None else ""))
+            interval = report["interval_95"].get(key)
+            print(f"  {key:18} {report[key]:.3f}" + (" [%.3f, %.3f]" % tuple(interval) if interval else "")
+                  + (f"   float twin {twin:.3f}" if twin is not None else ""))
         for genre, recall in report["per_genre_recall"].items():
             print(f"  recall {genre:11} {recall:.3f}")
         if "ece" in report:
-            print(f"  ECE (10 bins)      {report['ece']:.3f} at temperature {report['temperature']:.2f}")
+            noise = report["ece_if_calibrated"]
+            print(f"  ECE (10 bins)      {report['ece']:.3f} at temperature {report['temperature']:.2f}; "
+                  f"a perfectly calibrated model shows {noise['mean']:.3f} (95th percentile {noise['p95']:.3f}) "
+                  "on as many tracks")
             held_out = report["cross_validated"]
-            print(f"  calibration refitted without each track: track_accuracy {held_out['track_accuracy']:.3f}, "
-                  f"balanced_accuracy {held_out['balanced_accuracy']:.3f}, ECE {held_out['ece']:.3f}")
+            print(f"  calibration refitted without each track: track_accuracy {held_out['track_accuracy']:.3f} "
+                  "[%.3f, %.3f], " % tuple(held_out["interval_95"]["track_accuracy"])
+                  + f"balanced_accuracy {held_out['balanced_accuracy']:.3f}, ECE {held_out['ece']:.3f}")
         for condition, agreement in report.get("agreement", {}).items():
-            print(f"  agreement {condition:18} {agreement:.3f}")
+            print(f"  agreement {condition:18} {agreement:.3f}"
+                  " [%.3f, %.3f]" % tuple(report["agreement_interval_95"][condition]))
     return 0
 
 

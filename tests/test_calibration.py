@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from genre_model.aggregate import aggregate, fit_aggregator, track_scores
-from genre_model.calibration import (Calibration, calibration_report, cross_validated_scores, fit_calibration,
-                                     reliability)
+from genre_model.calibration import (Calibration, calibration_report, cross_validated_scores, ece_if_calibrated,
+                                     fit_calibration, reliability)
+from genre_model.evaluate import accuracy_intervals, bootstrap_interval
 
 
 def test_ece_of_perfectly_calibrated_bins_is_zero_and_of_overconfidence_is_the_gap():
@@ -16,6 +17,35 @@ def test_ece_of_perfectly_calibrated_bins_is_zero_and_of_overconfidence_is_the_g
     assert sum(b["count"] for b in bins) == 24 and len(bins) == 10
     ece, _ = reliability(np.full(10, 0.9), np.array([1] * 5 + [0] * 5))
     assert ece == pytest.approx(0.4)
+
+
+def test_ece_of_a_calibrated_model_is_sampling_noise_that_shrinks_with_more_tracks():
+    assert ece_if_calibrated(np.ones(50)) == {"mean": 0.0, "p95": 0.0}  # always right: no noise
+    rng = np.random.default_rng(1)
+    few, many = ece_if_calibrated(rng.uniform(0.3, 1.0, 100)), ece_if_calibrated(rng.uniform(0.3, 1.0, 5000))
+    assert 0.04 < few["mean"] < few["p95"] < 0.2
+    assert many["p95"] < few["mean"] / 2
+    # an overconfident model's ECE stands out of that noise
+    confidence = np.full(100, 0.95)
+    correct = rng.random(100) < 0.6
+    assert reliability(confidence, correct)[0] > ece_if_calibrated(confidence)["p95"]
+
+
+def test_bootstrap_keeps_each_genre_count_and_brackets_the_figure():
+    targets = np.array([0] * 30 + [1] * 10 + [2] * 5)
+    counts = []
+
+    def genre_counts(ix):
+        counts.append(np.bincount(targets[ix], minlength=3).tolist())
+        return 0.5
+
+    assert bootstrap_interval(genre_counts, targets, draws=50) == [0.5, 0.5]
+    assert counts == [[30, 10, 5]] * 50
+    predictions = np.where(np.arange(45) % 3 == 0, (targets + 1) % 3, targets)  # 15 of 45 wrong
+    intervals = accuracy_intervals(targets, predictions, ["a", "b", "c"])
+    lo, hi = intervals["track_accuracy"]
+    assert lo < 30 / 45 < hi and hi - lo < 0.4
+    assert intervals == accuracy_intervals(targets, predictions, ["a", "b", "c"])  # seeded: reproducible
 
 
 def _overconfident_tracks(n=200, k=4, seed=0):

@@ -349,18 +349,22 @@ def finish(config: TrainConfig, out: Path, facts: dict) -> dict:
         report["aggregation_comparison"] = comparison
     sidecar_path(out).write_text(json.dumps(sidecar, indent=2) + "\n")
     if config.valid_split:
-        report["valid"] = evaluate(config.data, out, split=config.valid_split, calibration=True,
-                                   with_robustness=True)
-        valid_report = report["valid"]
-        sidecar["metrics"] = {
-            "split": config.valid_split,
-            **{k: valid_report[k] for k in ("track_accuracy", "balanced_accuracy", "slice_accuracy", "ece",
-                                            "per_genre_recall", "agreement", "cross_validated")},
-            "float_track_accuracy": valid_report.get("float", {}).get("track_accuracy"),
-        }
-        sidecar_path(out).write_text(json.dumps(sidecar, indent=2) + "\n")
+        record_validation(report, out, config.data, config.valid_split)
     out.with_suffix(".report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def record_validation(report: dict, out: Path, data: str | Path, split: str) -> None:
+    """Evaluate the calibrated model on ``split`` into ``report["valid"]`` and its sidecar's ``metrics``."""
+    report["valid"] = valid = evaluate(data, out, split=split, calibration=True, with_robustness=True)
+    sidecar = json.loads(sidecar_path(out).read_text())
+    sidecar["metrics"] = {
+        "split": split,
+        **{k: valid[k] for k in ("track_accuracy", "balanced_accuracy", "interval_95", "slice_accuracy", "ece",
+                                 "per_genre_recall", "agreement", "cross_validated")},
+        "float_track_accuracy": valid.get("float", {}).get("track_accuracy"),
+    }
+    sidecar_path(out).write_text(json.dumps(sidecar, indent=2) + "\n")
 
 
 def _calibration_json(calibration: Calibration) -> dict:
