@@ -121,7 +121,9 @@ def decode_segments(
     Each segment is read with input seeking (``-ss`` before its ``-i``) from
     ``PREROLL_S`` before its start (dropped again, so that MP3 and AAC decoders
     have warmed up), mixed to mono and resampled to ``sr``; a segment that runs
-    past the end is zero-padded.
+    past the end is zero-padded. A segment at 0 is read without seeking, so
+    short files come back whole; elsewhere AAC in MP4 may start up to one
+    AAC frame (1024 samples) late, which ffmpeg's input seeking does not undo.
 
     Returns
     -------
@@ -141,7 +143,9 @@ def decode_segments(
     for i, start in enumerate(starts):
         start = max(float(start), 0.0)
         preroll = min(PREROLL_S, start)
-        cmd += ["-ss", f"{start - preroll:.6f}", "-t", f"{duration + preroll + 0.1:.6f}", "-i", source]
+        if start > preroll:  # "-ss 0" drops the first frame of AAC in MP4 (1024 samples)
+            cmd += ["-ss", f"{start - preroll:.6f}"]
+        cmd += ["-t", f"{duration + preroll + 0.1:.6f}", "-i", source]
         chains.append(
             f"[{i}:a:0]aformat=sample_fmts=flt:sample_rates={sr}:channel_layouts=mono,"
             f"atrim=start_sample={int(round(preroll * sr))},asetpts=PTS-STARTPTS,"
