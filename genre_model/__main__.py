@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--codecs", default="mp3,opus",
                        help="lossy copies of every training track, comma-separated, from mp3, opus, aac "
                        "('' for none; default: %(default)s)")
+    train.add_argument("--consistency-weight", type=float, default=0.0,
+                       help="weight of the Jensen-Shannon divergence between the genre predictions of two "
+                       "versions of each window (codec copy, gain, masks); 0 for none (default: %(default)s)")
     train.add_argument("--lowpass", type=float, default=0.0,
                        help="share of training windows whose top mel bands are cut, as by a lossy "
                        "encoder's lowpass (default: %(default)s)")
@@ -116,7 +119,7 @@ def _train(args, argv: list[str] | None) -> int:
                                unlabelled_weight=args.unlabelled_weight,
                                teacher_genre_weight=args.teacher_genre_weight, lowpass=args.lowpass,
                                teacher_target=args.teacher_target,
-                               codecs=codecs))
+                               consistency_weight=args.consistency_weight, codecs=codecs))
     if "valid" in report:
         command = "python -m genre_model " + " ".join(sys.argv[1:] if argv is None else argv)
         page = write_model_card(report, Path(args.out).with_suffix(".tflite"), command)

@@ -78,6 +78,27 @@ def test_distillation_head_is_dropped_from_the_shipped_model_and_its_loss_counts
     assert float(np.asarray(loss(y_true, y_pred))[0]) == pytest.approx(expected, rel=1e-4)
 
 
+def test_consistency_term_compares_two_versions_through_the_same_weights():
+    from genre_model.training.train import build_model, genre_and_embedding_loss
+
+    config = TrainConfig(data="", out="", widths=(4, 8), stem_stride=2, label_smoothing=0.0, consistency_weight=2.0)
+    shipped, trained = build_model(3, config, embed_dim=5)
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, 2, 128, 128, 1)).astype(np.float32)
+    out = np.asarray(trained([a, b]))
+    assert out.shape == (2, 3 + 5 + 3) and len(trained.weights) == len(shipped.weights) + 2  # + embedding head
+    np.testing.assert_allclose(out[:, -3:], np.asarray(shipped(b)), atol=1e-6)
+    np.testing.assert_allclose(out[:, :3], np.asarray(shipped(a)), atol=1e-6)
+    loss = genre_and_embedding_loss(3, config)
+    y_true = np.array([[1, 0, 0, 0, 0, 0, 0, 0, 1.0, 0.0]], dtype=np.float32)  # embedding weight 0
+    agree = np.array([[0.5, 0.25, 0.25, 1, 1, 1, 1, 1, 0.5, 0.25, 0.25]], dtype=np.float32)
+    differ = np.array([[0.5, 0.25, 0.25, 1, 1, 1, 1, 1, 0.25, 0.5, 0.25]], dtype=np.float32)
+    assert float(np.asarray(loss(y_true, agree))[0]) == pytest.approx(-np.log(0.5), rel=1e-4)
+    m = np.array([0.375, 0.375, 0.25])
+    js = (np.sum(agree[0, :3] * np.log(agree[0, :3] / m)) + np.sum(differ[0, -3:] * np.log(differ[0, -3:] / m))) / 2
+    assert float(np.asarray(loss(y_true, differ))[0]) == pytest.approx(-np.log(0.5) + 2.0 * js, rel=1e-4)
+
+
 def test_cross_fitted_probe_never_sees_the_track_it_labels():
     from genre_model.training.distill import cross_fitted_probe_genres
 

@@ -155,7 +155,11 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
         f"{config['window_hop_frames']} frames, each epoch in the original or a lossy copy "
         f"({', '.join(config['codecs']) or 'none'}); random gain +-{config['gain_db']} dB, spectral tilt +-{config['tilt']} ln units, "
         f"lowpass on {config.get('lowpass', 0.0):.0%} of the windows, "
-        f"{config['time_masks']} time and {config['freq_masks']} frequency masks. "
+        f"{config['time_masks']} time and {config['freq_masks']} frequency masks"
+        + (f"; each window also in a second version, drawn and augmented on its own, with the Jensen-Shannon "
+           f"divergence between the two genre predictions weighted {config['consistency_weight']:g} "
+           "(AugMix's consistency loss, Hendrycks et al. 2020)" if config.get("consistency_weight") else "")
+        + ". "
         f"Architecture: conv3x3-BN-ReLU-maxpool blocks {config['widths']} (first conv stride "
         f"{config.get('stem_stride', 1)}), conv, global average pooling, "
         f"dropout {config['dropout']}, softmax. Trained in {report['train_seconds'] / 60:.0f} minutes on 2 CPU cores.",

@@ -66,6 +66,7 @@ class TrainConfig:
     embed_weight: float = 1.0  # weight of the teacher-target loss
     unlabelled_weight: float = 0.2  # weight of an unlabelled slice's genre loss (a labelled one: ~1)
     teacher_genre_weight: float = 0.0  # share of the teacher probe's genre distribution in a labelled target
+    consistency_weight: float = 0.0  # Jensen-Shannon term between two versions of a window (0: off)
     cache_dir: str | None = "cache/windows"  # prepared windows, reused across runs (None: off)
 
 
@@ -123,7 +124,10 @@ def build_model(n_labels: int, config: TrainConfig, *, embed_dim: int = 0, n_mel
 
     Returns the model to ship (slices -> genre probabilities) and the model to
     train, whose output also holds ``embed_dim`` teacher-embedding predictions
-    after the genre probabilities (the same model when ``embed_dim`` is 0).
+    after the genre probabilities (the same model when ``embed_dim`` is 0 and
+    there is no consistency term). With ``config.consistency_weight``, the
+    model to train takes two versions of each window and appends the genre
+    probabilities of the second, through the same weights.
     """
     import keras
     from keras import layers
@@ -142,29 +146,43 @@ def build_model(n_labels: int, config: TrainConfig, *, embed_dim: int = 0, n_mel
     features = layers.GlobalAveragePooling2D()(x)
     genre = layers.Dense(n_labels, activation="softmax", name="genre")(layers.Dropout(config.dropout)(features))
     shipped = keras.Model(inputs, genre)
-    if not embed_dim:
-        return shipped, shipped
-    embedding = layers.Dense(embed_dim, name="teacher_embedding")(features)
-    return shipped, keras.Model(inputs, layers.Concatenate()([genre, embedding]))
+    trained = shipped
+    if embed_dim:
+        embedding = layers.Dense(embed_dim, name="teacher_embedding")(features)
+        trained = keras.Model(inputs, layers.Concatenate()([genre, embedding]))
+    if config.consistency_weight:
+        other = keras.Input((n_mels, SLICE_FRAMES, 1), name="log_mel_other_version")
+        trained = keras.Model([inputs, other], layers.Concatenate()([trained(inputs), shipped(other)]))
+    return shipped, trained
 
 
 def genre_and_embedding_loss(n_labels: int, config: TrainConfig):
     """Loss on targets laid out as [genre distribution | teacher embedding | genre weight | embedding weight].
 
     Cross-entropy with label smoothing on the genre, plus ``embed_weight`` times
-    the mean squared error of the (standardised) teacher embedding.
+    the mean squared error of the (standardised) teacher embedding, plus
+    ``consistency_weight`` times the Jensen-Shannon divergence between the genre
+    probabilities of the window's two versions (the last ``n_labels`` outputs;
+    the consistency loss of AugMix, Hendrycks et al. 2020): a codec copy, a
+    gain or a mask should not move the genre.
     """
     from keras import ops
 
     smoothing = config.label_smoothing
 
     def loss(y_true, y_pred):
+        embed_dim = y_true.shape[-1] - n_labels - 2
+        p = y_pred[:, :n_labels]
         target = y_true[:, :n_labels] * (1 - smoothing) + smoothing / n_labels
-        cross_entropy = -ops.sum(target * ops.log(y_pred[:, :n_labels] + 1e-7), axis=-1)
-        total = y_true[:, -2] * cross_entropy
-        if y_true.shape[-1] > n_labels + 2:
-            error = ops.mean(ops.square(y_true[:, n_labels:-2] - y_pred[:, n_labels:]), axis=-1)
+        total = y_true[:, -2] * -ops.sum(target * ops.log(p + 1e-7), axis=-1)
+        if embed_dim:
+            error = ops.mean(ops.square(y_true[:, n_labels:-2] - y_pred[:, n_labels:n_labels + embed_dim]), axis=-1)
             total = total + config.embed_weight * y_true[:, -1] * error
+        if config.consistency_weight:
+            q = y_pred[:, -n_labels:]
+            m = (p + q) / 2
+            kl = lambda a: ops.sum(a * (ops.log(a + 1e-7) - ops.log(m + 1e-7)), axis=-1)  # noqa: E731
+            total = total + config.consistency_weight * (kl(p) + kl(q)) / 2
         return total
 
     return loss
@@ -270,12 +288,16 @@ def train(config: TrainConfig) -> dict:
     steps = config.epochs * int(np.ceil(n_samples / config.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps)
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss=genre_and_embedding_loss(len(labels), config))
-    for epoch in range(config.epochs):
-        # each window is seen once an epoch, in one of its versions (original or a codec copy)
+    def one_version() -> np.ndarray:
         version = rng.integers(0, len(x), x.shape[1])
         chosen = np.concatenate([x[version, np.arange(x.shape[1])], unlabelled_x])
-        history = model.fit(augment(chosen, rng, config, std)[..., None], targets,
-                            batch_size=config.batch_size, epochs=1, shuffle=True, verbose=0)
+        return augment(chosen, rng, config, std)[..., None]
+
+    for epoch in range(config.epochs):
+        # each window is seen once an epoch, in one of its versions (original or a codec copy), augmented;
+        # with the consistency term also in a second one, drawn and augmented independently
+        inputs = [one_version(), one_version()] if config.consistency_weight else one_version()
+        history = model.fit(inputs, targets, batch_size=config.batch_size, epochs=1, shuffle=True, verbose=0)
         log.info("epoch %d/%d loss %.3f", epoch + 1, config.epochs, history.history["loss"][0])
     train_seconds = time.time() - started
 
