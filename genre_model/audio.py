@@ -143,7 +143,7 @@ def decode_segments(
     for i, start in enumerate(starts):
         start = max(float(start), 0.0)
         preroll = min(PREROLL_S, start)
-        if start > preroll:  # "-ss 0" drops the first frame of AAC in MP4 (1024 samples)
+        if start > preroll:  # "-ss 0" drops the first frame of MP3 and of AAC in MP4
             cmd += ["-ss", f"{start - preroll:.6f}"]
         cmd += ["-t", f"{duration + preroll + 0.1:.6f}", "-i", source]
         chains.append(

@@ -13,7 +13,7 @@ import numpy as np
 from .aggregate import AGGREGATIONS, track_scores
 from .analysis import track_log_mels
 from .audio import find_ffmpeg
-from .calibration import Calibration, calibration_report, cross_validated_scores
+from .calibration import Calibration, calibration_report, cross_validated_scores, reliability
 from .constants import N_SLICES
 from .dataset import LabelledTrack, read_tracks
 from .inference import GenreClassifier, float_twin_path
@@ -149,7 +149,7 @@ def cross_validated(outputs: SplitOutputs, labels: list[str], aggregation: str,
             "balanced_accuracy": round(metrics["balanced_accuracy"], 4),
             "interval_95": accuracy_intervals(outputs.targets, predictions, labels),
             "per_genre_recall": metrics["per_genre_recall"],
-            "ece": calibration_report(scores, outputs.targets)["ece"]}
+            "ece": round(reliability(scores.max(axis=1), predictions == outputs.targets)[0], 4)}
 
 
 def robustness(classifier: GenreClassifier, tracks: list[LabelledTrack], reference: np.ndarray, *,
