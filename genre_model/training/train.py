@@ -288,6 +288,7 @@ def train(config: TrainConfig) -> dict:
     steps = config.epochs * int(np.ceil(n_samples / config.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps)
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss=genre_and_embedding_loss(len(labels), config))
+
     def one_version() -> np.ndarray:
         version = rng.integers(0, len(x), x.shape[1])
         chosen = np.concatenate([x[version, np.arange(x.shape[1])], unlabelled_x])
