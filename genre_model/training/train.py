@@ -25,7 +25,8 @@ from ..constants import SLICE_FRAMES, HOP_LENGTH, frontend_params
 from ..dataset import LabelledTrack, read_tracks
 from ..aggregate import AGGREGATIONS, fit_aggregator
 from ..calibration import Calibration, fit_calibration
-from ..evaluate import cross_validated, evaluate, run_split, split_log_mels, split_track_scores, summarise
+from ..evaluate import (classification_metrics, cross_validated, evaluate, run_split, split_log_mels,
+                        split_track_scores)
 from ..features import log_mel_spectrogram
 from ..inference import GenreClassifier, float_twin_path, sha256_of, sidecar_path
 from ..slicing import training_windows
@@ -350,11 +351,11 @@ def finish(config: TrainConfig, out: Path, facts: dict) -> dict:
         comparison, calibrations = {}, {}
         for method in AGGREGATIONS:
             calibrations[method] = fit_calibration(valid.slice_probabilities, valid.targets, method, aggregator)
-            uncalibrated = summarise(valid, labels, method, split_track_scores(valid, method, aggregator=aggregator),
-                                     aggregator)
+            predictions = split_track_scores(valid, method, aggregator=aggregator).argmax(axis=1)
+            uncalibrated = classification_metrics(valid.targets, predictions, labels)
             held_out = cross_validated(valid, labels, method, aggregator)
-            comparison[method] = {"track_accuracy": uncalibrated["track_accuracy"],
-                                  "balanced_accuracy": uncalibrated["balanced_accuracy"],
+            comparison[method] = {"track_accuracy": round(uncalibrated["accuracy"], 4),
+                                  "balanced_accuracy": round(uncalibrated["balanced_accuracy"], 4),
                                   "calibrated_track_accuracy": held_out["track_accuracy"],
                                   "calibrated_balanced_accuracy": held_out["balanced_accuracy"],
                                   "calibrated_ece": held_out["ece"],
