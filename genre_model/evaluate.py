@@ -156,6 +156,7 @@ def robustness(classifier: GenreClassifier, tracks: list[LabelledTrack], referen
                n_slices: int, aggregation: str) -> dict[str, np.ndarray]:
     """Whether each track keeps its predicted genre, under each of :data:`CONDITIONS`."""
     card = classifier.card
+    calibration = card.calibration(aggregation).kwargs()
     kept = {}
     with tempfile.TemporaryDirectory(prefix="robustness-") as tmp:
         for condition in CONDITIONS:
@@ -163,8 +164,7 @@ def robustness(classifier: GenreClassifier, tracks: list[LabelledTrack], referen
             for track, genre in zip(tracks, reference):
                 degraded = degrade(track.path, condition, Path(tmp))
                 p = classifier.predict_proba(track_log_mels(degraded, classifier.frontend, n_slices=n_slices))
-                scores = track_scores(p, aggregation, aggregator=card.aggregator,
-                                      **card.calibration(aggregation).kwargs())
+                scores = track_scores(p, aggregation, aggregator=card.aggregator, **calibration)
                 same.append(np.argmax(scores) == genre)
             kept[condition] = np.array(same)
     return kept
