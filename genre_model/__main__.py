@@ -128,7 +128,7 @@ def _train(args, argv: list[str] | None) -> int:
 
 
 def _evaluate(args) -> int:
-    from .evaluate import evaluate
+    from .evaluate import evaluate, format_interval
 
     report = evaluate(args.data, args.model, split=args.split or None, n_slices=args.slices,
                       aggregation=args.aggregation, calibration=args.calibration or bool(args.reliability_plot),
@@ -150,7 +150,7 @@ def _evaluate(args) -> int:
         for key in ("track_accuracy", "balanced_accuracy", "slice_accuracy"):
             twin = report.get("float", {}).get(key)
             interval = report["interval_95"].get(key)
-            print(f"  {key:18} {report[key]:.3f}" + (" [%.3f, %.3f]" % tuple(interval) if interval else "")
+            print(f"  {key:18} {report[key]:.3f}" + (f" {format_interval(interval)}" if interval else "")
                   + (f"   float twin {twin:.3f}" if twin is not None else ""))
         for genre, recall in report["per_genre_recall"].items():
             print(f"  recall {genre:11} {recall:.3f}")
@@ -161,11 +161,11 @@ def _evaluate(args) -> int:
                   "on as many tracks")
             held_out = report["cross_validated"]
             print(f"  calibration refitted without each track: track_accuracy {held_out['track_accuracy']:.3f} "
-                  "[%.3f, %.3f], " % tuple(held_out["interval_95"]["track_accuracy"])
-                  + f"balanced_accuracy {held_out['balanced_accuracy']:.3f}, ECE {held_out['ece']:.3f}")
+                  f"{format_interval(held_out['interval_95']['track_accuracy'])}, "
+                  f"balanced_accuracy {held_out['balanced_accuracy']:.3f}, ECE {held_out['ece']:.3f}")
         for condition, agreement in report.get("agreement", {}).items():
-            print(f"  agreement {condition:18} {agreement:.3f}"
-                  " [%.3f, %.3f]" % tuple(report["agreement_interval_95"][condition]))
+            print(f"  agreement {condition:18} {agreement:.3f} "
+                  + format_interval(report["agreement_interval_95"][condition]))
     return 0
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..evaluate import format_interval
 from ..plots import plot_confusion, plot_reliability
 
 
@@ -40,10 +41,6 @@ without the window's track (5 folds of tracks), to {label_share:g} parts its tru
 def _table(header: list[str], rows: list[list]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-
-
-def _interval(bounds: list[float]) -> str:
-    return "[{:.3f}, {:.3f}]".format(*bounds)
 
 
 def write_model_card(report: dict, model: Path, command: str) -> Path:
@@ -87,10 +84,10 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
         "",
         f"On {valid['n_tracks']} tracks every figure moves by chance. 95% bootstrap intervals over the tracks",
         "(resampled within each genre, as the hidden test half was cut): track accuracy "
-        + _interval(valid["interval_95"]["track_accuracy"]) + ",",
-        "balanced accuracy " + _interval(valid["interval_95"]["balanced_accuracy"]) + "; cross-validated "
-        + _interval(valid["cross_validated"]["interval_95"]["track_accuracy"]) + " and "
-        + _interval(valid["cross_validated"]["interval_95"]["balanced_accuracy"]) + ".",
+        + format_interval(valid["interval_95"]["track_accuracy"]) + ",",
+        "balanced accuracy " + format_interval(valid["interval_95"]["balanced_accuracy"]) + "; cross-validated "
+        + format_interval(valid["cross_validated"]["interval_95"]["track_accuracy"]) + " and "
+        + format_interval(valid["cross_validated"]["interval_95"]["balanced_accuracy"]) + ".",
         "",
         f"{valid['n_tracks']} tracks, {valid['n_slices']} slices; int8 and float agree on "
         f"{valid.get('int8_float_agreement', float('nan')):.1%} of the tracks.",
@@ -147,7 +144,7 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
         "Share of valid tracks whose predicted genre is unchanged when the file is re-encoded or its gain changed:",
         "",
         *_table(["condition", "agreement", "95% interval"],
-                [[c, a, _interval(valid["agreement_interval_95"][c])] for c, a in valid["agreement"].items()]),
+                [[c, a, format_interval(valid["agreement_interval_95"][c])] for c, a in valid["agreement"].items()]),
         "",
         "## Training",
         f"Seed {config['seed']}, {config['epochs']} epochs, batch {config['batch_size']}, Adam with cosine decay "
@@ -160,7 +157,7 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
            f"divergence between the two genre predictions weighted {config['consistency_weight']:g} "
            "(AugMix's consistency loss, Hendrycks et al. 2020)" if config.get("consistency_weight") else "")
         + ". "
-        f"Architecture: conv3x3-BN-ReLU-maxpool blocks {config['widths']} (first conv stride "
+        f"Architecture: conv3x3-BN-ReLU-maxpool blocks {tuple(config['widths'])} (first conv stride "
         f"{config.get('stem_stride', 1)}), conv, global average pooling, "
         f"dropout {config['dropout']}, softmax. Trained in {report['train_seconds'] / 60:.0f} minutes on 2 CPU cores.",
         "",

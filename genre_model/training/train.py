@@ -353,7 +353,7 @@ def finish(config: TrainConfig, out: Path, facts: dict) -> dict:
             calibrations[method] = fit_calibration(valid.slice_probabilities, valid.targets, method, aggregator)
             predictions = split_track_scores(valid, method, aggregator=aggregator).argmax(axis=1)
             uncalibrated = classification_metrics(valid.targets, predictions, labels)
-            held_out = cross_validated(valid, labels, method, aggregator)
+            held_out = cross_validated(valid, labels, method, aggregator, intervals=False)
             comparison[method] = {"track_accuracy": round(uncalibrated["accuracy"], 4),
                                   "balanced_accuracy": round(uncalibrated["balanced_accuracy"], 4),
                                   "calibrated_track_accuracy": held_out["track_accuracy"],
