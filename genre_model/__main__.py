@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
                        "embedding or its 100 tag logits (default: %(default)s)")
     train.add_argument("--stem-stride", type=int, default=1, choices=(1, 2),
                        help="stride of the first convolution: 2 trains 4x faster (default: %(default)s)")
+    train.add_argument("--pooling", default="mean", choices=("mean", "mean+max"),
+                       help="global pooling of the last feature map: average, or average and maximum "
+                       "concatenated (default: %(default)s)")
     train.add_argument("--unlabelled-slices", type=int, default=4000,
                        help="slices of unlabelled music for --distill (default: %(default)s)")
     train.add_argument("--codecs", default="mp3,opus",
@@ -48,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--consistency-weight", type=float, default=0.0,
                        help="weight of the Jensen-Shannon divergence between the genre predictions of two "
                        "versions of each window (codec copy, gain, masks); 0 for none (default: %(default)s)")
+    train.add_argument("--mixup", type=float, default=0.0,
+                       help="mix every training window with another (as audio, targets alike) by a weight drawn "
+                       "from Beta(ALPHA, ALPHA); 0 for none (default: %(default)s)", metavar="ALPHA")
     train.add_argument("--lowpass", type=float, default=0.0,
                        help="share of training windows whose top mel bands are cut, as by a lossy "
                        "encoder's lowpass (default: %(default)s)")
@@ -116,10 +122,11 @@ def _train(args, argv: list[str] | None) -> int:
                                valid_split=args.valid_split or None, epochs=args.epochs,
                                seed=args.seed, version=args.version, distill=args.distill,
                                unlabelled_slices=args.unlabelled_slices, stem_stride=args.stem_stride,
-                               unlabelled_weight=args.unlabelled_weight,
+                               pooling=args.pooling, unlabelled_weight=args.unlabelled_weight,
                                teacher_genre_weight=args.teacher_genre_weight, lowpass=args.lowpass,
                                teacher_target=args.teacher_target,
-                               consistency_weight=args.consistency_weight, codecs=codecs))
+                               consistency_weight=args.consistency_weight, mixup=args.mixup,
+                               codecs=codecs))
     if "valid" in report:
         command = "python -m genre_model " + " ".join(sys.argv[1:] if argv is None else argv)
         page = write_model_card(report, Path(args.out).with_suffix(".tflite"), command)

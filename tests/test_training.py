@@ -78,6 +78,36 @@ def test_distillation_head_is_dropped_from_the_shipped_model_and_its_loss_counts
     assert float(np.asarray(loss(y_true, y_pred))[0]) == pytest.approx(expected, rel=1e-4)
 
 
+def test_mean_and_max_pooling_feeds_both_statistics_of_every_channel_to_the_genre_head():
+    from genre_model.training.train import build_model
+
+    mean_only, _ = build_model(3, TrainConfig(data="", out="", widths=(4, 8), stem_stride=2))
+    both, _ = build_model(3, TrainConfig(data="", out="", widths=(4, 8), stem_stride=2, pooling="mean+max"))
+    assert mean_only.get_layer("genre").kernel.shape == (8, 3)
+    assert both.get_layer("genre").kernel.shape == (16, 3)
+
+
+def test_mixup_mixes_windows_as_audio_power_and_targets_by_the_same_weight():
+    from genre_model.features import log_mel_spectrogram
+    from genre_model.constants import LOG_FLOOR, SLICE_SAMPLES
+    from genre_model.training.train import mixup
+
+    rng = np.random.default_rng(1)
+    y = rng.standard_normal((2, SLICE_SAMPLES)).astype(np.float32) * np.array([[0.3], [0.01]], dtype=np.float32)
+    log_mels = log_mel_spectrogram(y)
+    mean, std = float(log_mels.mean()), float(log_mels.std())
+    targets = np.eye(2, dtype=np.float32)
+    mixed, mixed_targets = mixup((log_mels - mean) / std, targets, np.random.default_rng(1), 0.4, mean, std)
+    lam = mixed_targets[0, 0]
+    assert 0 < lam < 1 and mixed_targets[1, 0] > 0  # each window got the other as its partner
+    power = np.exp(log_mels) - LOG_FLOOR
+    expected = np.log(LOG_FLOOR + lam * power[0] + (1 - lam) * power[1])
+    np.testing.assert_allclose(mixed[0] * std + mean, expected, atol=1e-3)
+    same, _ = mixup(np.repeat((log_mels[:1] - mean) / std, 2, axis=0), targets, np.random.default_rng(0), 0.4,
+                    mean, std)
+    np.testing.assert_allclose(same[0], (log_mels[0] - mean) / std, atol=1e-4)  # a window mixed with itself
+
+
 def test_consistency_term_compares_two_versions_through_the_same_weights():
     from genre_model.training.train import build_model, genre_and_embedding_loss
 

@@ -158,7 +158,8 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
            "(AugMix's consistency loss, Hendrycks et al. 2020)" if config.get("consistency_weight") else "")
         + ". "
         f"Architecture: conv3x3-BN-ReLU-maxpool blocks {tuple(config['widths'])} (first conv stride "
-        f"{config.get('stem_stride', 1)}), conv, global average pooling, "
+        f"{config.get('stem_stride', 1)}), conv, global "
+        f"{'average and max' if config.get('pooling') == 'mean+max' else 'average'} pooling, "
         f"dropout {config['dropout']}, softmax. Trained in {report['train_seconds'] / 60:.0f} minutes on 2 CPU cores.",
         "",
         *(_DISTILLATION.format(**config, target=_TEACHER_TARGETS[config.get("teacher_target", "embedding")])

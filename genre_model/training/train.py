@@ -54,6 +54,7 @@ class TrainConfig:
     codecs: tuple[str, ...] = ("mp3", "opus")  # lossy copies of every training track
     widths: tuple[int, ...] = (16, 32, 64, 128)
     stem_stride: int = 1  # stride of the first conv: 2 makes the network 4x cheaper
+    pooling: str = "mean"  # over frequency and time: "mean", or "mean+max" (concatenated, as musicnn's back-end)
     dropout: float = 0.3
     gain_db: float = 26.0  # random gain in [-gain_db, +gain_db]
     tilt: float = 4.3  # random spectral tilt (ln-power units across the mel axis)
@@ -68,6 +69,7 @@ class TrainConfig:
     unlabelled_weight: float = 0.2  # weight of an unlabelled slice's genre loss (a labelled one: ~1)
     teacher_genre_weight: float = 0.0  # share of the teacher probe's genre distribution in a labelled target
     consistency_weight: float = 0.0  # Jensen-Shannon term between two versions of a window (0: off)
+    mixup: float = 0.0  # alpha of the Beta distribution of mixup's weights (0: off)
     cache_dir: str | None = "cache/windows"  # prepared windows, reused across runs (None: off)
 
 
@@ -121,7 +123,7 @@ def build_dataset(tracks: list[LabelledTrack], labels: list[str], config: TrainC
 
 
 def build_model(n_labels: int, config: TrainConfig, *, embed_dim: int = 0, n_mels: int = 128):
-    """conv3x3-BN-ReLU-maxpool blocks, a 3x3 conv, global average pooling, softmax.
+    """conv3x3-BN-ReLU-maxpool blocks, a 3x3 conv, global average (and max) pooling, softmax.
 
     Returns the model to ship (slices -> genre probabilities) and the model to
     train, whose output also holds ``embed_dim`` teacher-embedding predictions
@@ -145,6 +147,8 @@ def build_model(n_labels: int, config: TrainConfig, *, embed_dim: int = 0, n_mel
     x = layers.BatchNormalization(momentum=0.9)(x)
     x = layers.ReLU()(x)
     features = layers.GlobalAveragePooling2D()(x)
+    if config.pooling == "mean+max":
+        features = layers.Concatenate()([features, layers.GlobalMaxPooling2D()(x)])
     genre = layers.Dense(n_labels, activation="softmax", name="genre")(layers.Dropout(config.dropout)(features))
     shipped = keras.Model(inputs, genre)
     trained = shipped
@@ -206,6 +210,22 @@ def augment(x: np.ndarray, rng: np.random.Generator, config: TrainConfig, std: f
     return out
 
 
+def mixup(x: np.ndarray, targets: np.ndarray, rng: np.random.Generator, alpha: float, mean: float, std: float
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """Each window mixed with a random other, as audio: mixup (Zhang et al. 2018) in the power domain.
+
+    With weight ``lam ~ Beta(alpha, alpha)``, ``log(floor + lam P_a + (1 - lam) P_b)`` is exactly
+    ``logaddexp(log lam + L_a, log(1 - lam) + L_b)`` of the log-mels ``L`` (normalised by
+    ``mean`` and ``std``); the targets, teacher embedding and weights included, mix linearly.
+    """
+    lam = np.clip(rng.beta(alpha, alpha, len(x)), 1e-3, 1 - 1e-3)
+    other = rng.permutation(len(x))
+    shape = (-1,) + (1,) * (x.ndim - 1)
+    mixed = np.logaddexp(np.log(lam).reshape(shape) + x * std + mean,
+                         np.log1p(-lam).reshape(shape) + x[other] * std + mean)
+    return ((mixed - mean) / std).astype(np.float32), lam[:, None] * targets + (1 - lam[:, None]) * targets[other]
+
+
 def _lowpass(x: np.ndarray, rng: np.random.Generator, share: float) -> None:
     """Cut the bands above a random band in the top sixth of a random ``share`` of windows.
 
@@ -253,6 +273,8 @@ def train(config: TrainConfig) -> dict:
     import keras
     import tensorflow as tf
 
+    if config.mixup and config.consistency_weight:
+        raise ValueError("mixup and the consistency term do not combine: pick one")
     started = time.time()
     keras.utils.set_random_seed(config.seed)
     try:
@@ -299,7 +321,10 @@ def train(config: TrainConfig) -> dict:
         # each window is seen once an epoch, in one of its versions (original or a codec copy), augmented;
         # with the consistency term also in a second one, drawn and augmented independently
         inputs = [one_version(), one_version()] if config.consistency_weight else one_version()
-        history = model.fit(inputs, targets, batch_size=config.batch_size, epochs=1, shuffle=True, verbose=0)
+        epoch_targets = targets
+        if config.mixup:
+            inputs, epoch_targets = mixup(inputs, targets, rng, config.mixup, mean, std)
+        history = model.fit(inputs, epoch_targets, batch_size=config.batch_size, epochs=1, shuffle=True, verbose=0)
         log.info("epoch %d/%d loss %.3f", epoch + 1, config.epochs, history.history["loss"][0])
     train_seconds = time.time() - started
 
