@@ -118,15 +118,20 @@ def _train(args, argv: list[str] | None) -> int:
         print(f"error: --codecs must be among {', '.join(CODECS)}, got {args.codecs}", file=sys.stderr)
         return 1
 
-    report = train(TrainConfig(data=args.data, out=args.out, train_split=args.split,
-                               valid_split=args.valid_split or None, epochs=args.epochs,
-                               seed=args.seed, version=args.version, distill=args.distill,
-                               unlabelled_slices=args.unlabelled_slices, stem_stride=args.stem_stride,
-                               pooling=args.pooling, unlabelled_weight=args.unlabelled_weight,
-                               teacher_genre_weight=args.teacher_genre_weight, lowpass=args.lowpass,
-                               teacher_target=args.teacher_target,
-                               consistency_weight=args.consistency_weight, mixup=args.mixup,
-                               codecs=codecs))
+    try:
+        config = TrainConfig(data=args.data, out=args.out, train_split=args.split,
+                             valid_split=args.valid_split or None, epochs=args.epochs,
+                             seed=args.seed, version=args.version, distill=args.distill,
+                             unlabelled_slices=args.unlabelled_slices, stem_stride=args.stem_stride,
+                             pooling=args.pooling, unlabelled_weight=args.unlabelled_weight,
+                             teacher_genre_weight=args.teacher_genre_weight, lowpass=args.lowpass,
+                             teacher_target=args.teacher_target,
+                             consistency_weight=args.consistency_weight, mixup=args.mixup,
+                             codecs=codecs)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    report = train(config)
     if "valid" in report:
         command = "python -m genre_model " + " ".join(sys.argv[1:] if argv is None else argv)
         page = write_model_card(report, Path(args.out).with_suffix(".tflite"), command)

@@ -72,6 +72,10 @@ class TrainConfig:
     mixup: float = 0.0  # alpha of the Beta distribution of mixup's weights (0: off)
     cache_dir: str | None = "cache/windows"  # prepared windows, reused across runs (None: off)
 
+    def __post_init__(self):
+        if self.mixup and self.consistency_weight:
+            raise ValueError("mixup and the consistency term do not combine: pick one")
+
 
 def track_windows(track: LabelledTrack, config: TrainConfig) -> list[np.ndarray]:
     """Log-mel slices of a track and of its lossy-codec copies."""
@@ -273,8 +277,6 @@ def train(config: TrainConfig) -> dict:
     import keras
     import tensorflow as tf
 
-    if config.mixup and config.consistency_weight:
-        raise ValueError("mixup and the consistency term do not combine: pick one")
     started = time.time()
     keras.utils.set_random_seed(config.seed)
     try:
