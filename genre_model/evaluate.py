@@ -180,8 +180,12 @@ def robustness(classifier: GenreClassifier, tracks: list[LabelledTrack], referen
 
 def evaluate(data: str | Path, model: str | Path, *, split: str | None = "valid",
              n_slices: int = N_SLICES, aggregation: str | None = None,
-             calibration: bool = False, with_robustness: bool = False) -> dict[str, Any]:
+             calibration: bool = False, with_robustness: bool = False,
+             log_mels: list[np.ndarray] | None = None) -> dict[str, Any]:
     """Evaluate the int8 model, and its float twin when it exists, on ``split`` of ``data``.
+
+    ``log_mels``, the split's slices as :func:`split_log_mels` gives them, saves
+    decoding it again when the caller has them.
 
     Returns one JSON-ready dict: the int8 model's metrics at the top level, the
     float twin's (with its own calibration) under ``"float"`` with
@@ -200,7 +204,8 @@ def evaluate(data: str | Path, model: str | Path, *, split: str | None = "valid"
     method = aggregation or card.aggregation
     calibration_of_method = card.calibration(method)
     tracks = read_tracks(data, split)
-    log_mels = split_log_mels(tracks, classifier.frontend, n_slices=n_slices)
+    if log_mels is None:
+        log_mels = split_log_mels(tracks, classifier.frontend, n_slices=n_slices)
     outputs = run_split(classifier, tracks, log_mels)
     scores = split_track_scores(outputs, method, calibration_of_method, card.aggregator)
     report = {"model": card.tag, "split": split,

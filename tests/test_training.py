@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from audio_factory import encode
+from genre_model.evaluate import evaluate
 from genre_model.inference import GenreClassifier, float_twin_path, sidecar_path
 
 pytest.importorskip("tensorflow")
@@ -58,6 +59,9 @@ def test_tiny_training_run_produces_a_loadable_int8_model(dataset, tmp_path):
     sidecar = json.loads(sidecar_path(out).read_text())
     assert sidecar["metrics"]["track_accuracy"] == report["valid"]["track_accuracy"]
     assert report["valid"]["n_tracks"] == 3
+    # training hands evaluate the slices it already decoded: the same figures as decoding them again
+    again = evaluate(dataset, out, split="valid", calibration=True)
+    assert again["track_accuracy"] == report["valid"]["track_accuracy"] and again["ece"] == report["valid"]["ece"]
     assert set(report["valid"]["confusion"]["labels"]) == {"clicks", "noise", "tones"}
     p = classifier.predict_proba(np.zeros((2, 128, 128), dtype=np.float32))
     assert p.shape == (2, 3) and np.allclose(p.sum(axis=1), 1.0, atol=0.05)

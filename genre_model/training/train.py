@@ -400,14 +400,16 @@ def finish(config: TrainConfig, out: Path, facts: dict) -> dict:
         report["aggregation_comparison"] = comparison
     sidecar_path(out).write_text(json.dumps(sidecar, indent=2) + "\n")
     if config.valid_split:
-        record_validation(report, out, config.data, config.valid_split)
+        record_validation(report, out, config.data, config.valid_split, valid_log_mels)
     out.with_suffix(".report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 
-def record_validation(report: dict, out: Path, data: str | Path, split: str) -> None:
+def record_validation(report: dict, out: Path, data: str | Path, split: str,
+                      log_mels: list[np.ndarray] | None = None) -> None:
     """Evaluate the calibrated model on ``split`` into ``report["valid"]`` and its sidecar's ``metrics``."""
-    report["valid"] = valid = evaluate(data, out, split=split, calibration=True, with_robustness=True)
+    report["valid"] = valid = evaluate(data, out, split=split, calibration=True, with_robustness=True,
+                                       log_mels=log_mels)
     sidecar = json.loads(sidecar_path(out).read_text())
     sidecar["metrics"] = {
         "split": split,
