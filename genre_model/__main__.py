@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--teacher-target", default="embedding", choices=("embedding", "tags"),
                        help="with --distill, what the student learns of the teacher on every slice: its 400-d "
                        "embedding or its 100 tag logits (default: %(default)s)")
+    train.add_argument("--embed-weight", type=float, default=1.0,
+                       help="with --distill, weight of the loss on the teacher's embedding or tags against "
+                       "the genre's cross-entropy (default: %(default)s)")
     train.add_argument("--stem-stride", type=int, default=1, choices=(1, 2),
                        help="stride of the first convolution: 2 trains 4x faster (default: %(default)s)")
     train.add_argument("--pooling", default="mean", choices=("mean", "mean+max"),
@@ -125,7 +128,7 @@ def _train(args, argv: list[str] | None) -> int:
                              unlabelled_slices=args.unlabelled_slices, stem_stride=args.stem_stride,
                              pooling=args.pooling, unlabelled_weight=args.unlabelled_weight,
                              teacher_genre_weight=args.teacher_genre_weight, lowpass=args.lowpass,
-                             teacher_target=args.teacher_target,
+                             teacher_target=args.teacher_target, embed_weight=args.embed_weight,
                              consistency_weight=args.consistency_weight, mixup=args.mixup,
                              codecs=codecs)
     except ValueError as exc:
