@@ -49,8 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--unlabelled-slices", type=int, default=4000,
                        help="slices of unlabelled music for --distill (default: %(default)s)")
     train.add_argument("--codecs", default="mp3,opus",
-                       help="lossy copies of every training track, comma-separated, from mp3, opus, aac "
-                       "('' for none; default: %(default)s)")
+                       help="degraded copies of every training track, comma-separated, from mp3, opus, aac "
+                       "and clip (driven 3-12 dB into clipping); '' for none (default: %(default)s)")
+    train.add_argument("--gain-in-power", action="store_true",
+                       help="apply the random gain and tilt to the mel power under the log floor, as a real "
+                       "level change does (default: shift the log-mels, floor included)")
     train.add_argument("--consistency-weight", type=float, default=0.0,
                        help="weight of the Jensen-Shannon divergence between the genre predictions of two "
                        "versions of each window (codec copy, gain, masks); 0 for none (default: %(default)s)")
@@ -113,12 +116,12 @@ def _train(args, argv: list[str] | None) -> int:
         return 1
     from pathlib import Path
 
-    from .training.augment import CODECS
+    from .training.augment import COPIES
     from .training.card import write_model_card
 
     codecs = tuple(c for c in args.codecs.split(",") if c)
-    if set(codecs) - set(CODECS):
-        print(f"error: --codecs must be among {', '.join(CODECS)}, got {args.codecs}", file=sys.stderr)
+    if set(codecs) - set(COPIES):
+        print(f"error: --codecs must be among {', '.join(COPIES)}, got {args.codecs}", file=sys.stderr)
         return 1
 
     try:
@@ -130,6 +133,7 @@ def _train(args, argv: list[str] | None) -> int:
                              teacher_genre_weight=args.teacher_genre_weight, lowpass=args.lowpass,
                              teacher_target=args.teacher_target, embed_weight=args.embed_weight,
                              consistency_weight=args.consistency_weight, mixup=args.mixup,
+                             gain_in_power=args.gain_in_power,
                              codecs=codecs)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,11 +1,13 @@
 """A tiny end-to-end training run on generated audio yields a loadable int8 model."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from audio_factory import encode
+from genre_model.constants import SLICE_SAMPLES
 from genre_model.evaluate import evaluate
 from genre_model.inference import GenreClassifier, float_twin_path, sidecar_path
 
@@ -166,13 +168,44 @@ def test_augmentation_gain_is_in_ln_power_units_and_lowpass_cuts_only_the_top_ba
     x = np.random.default_rng(1).normal(size=(64, 128, 128)).astype(np.float32)
     std = 4.0
     gain_only = TrainConfig(data="", out="", gain_db=10.0, tilt=0.0, time_masks=0, freq_masks=0)
-    offset = (augment(x.copy(), np.random.default_rng(0), gain_only, std) - x)[:, 0, 0] * std
+    offset = (augment(x.copy(), np.random.default_rng(0), gain_only, 0.0, std) - x)[:, 0, 0] * std
     assert np.abs(offset).max() <= gain_db_to_log_offset(10.0) + 1e-5
     assert np.abs(offset).max() > 0.8 * gain_db_to_log_offset(10.0)
 
     cut_all = TrainConfig(data="", out="", gain_db=0.0, tilt=0.0, time_masks=0, freq_masks=0, lowpass=1.0)
-    y = augment(x.copy(), np.random.default_rng(0), cut_all, std)
+    y = augment(x.copy(), np.random.default_rng(0), cut_all, 0.0, std)
     changed = (y != x).any(axis=2)  # (windows, bands)
     assert not changed[:, : 128 * 5 // 6].any()
     assert changed[:, -1].all()
     assert np.all(y[:, -1] == x.min(axis=(1, 2))[:, None])
+
+
+def test_gain_in_power_equals_turning_the_audio_up_or_down_under_the_log_floor():
+    from genre_model.features import log_mel_spectrogram
+    from genre_model.training.train import augment
+
+    t = np.arange(2 * SLICE_SAMPLES) / SR
+    y = (1e-4 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)  # so quiet that the log floor shapes its log-mel
+    y[: y.size // 2] *= 1e3
+    windows = np.stack([y[:SLICE_SAMPLES], y[SLICE_SAMPLES // 2: SLICE_SAMPLES * 3 // 2], y[-SLICE_SAMPLES:]])
+    mean, std = -5.0, 4.0
+    x = (log_mel_spectrogram(windows) - mean) / std
+    config = TrainConfig(data="", out="", gain_db=20.0, tilt=0.0, time_masks=0, freq_masks=0, gain_in_power=True)
+    gain_db = np.random.default_rng(0).uniform(-20.0, 20.0, len(windows))  # augment's first draw
+
+    turned = augment(x.copy(), np.random.default_rng(0), config, mean, std) * std + mean
+    expected = log_mel_spectrogram(windows * 10 ** (gain_db[:, None] / 20))
+    np.testing.assert_allclose(turned, expected, atol=2e-2)
+    shifted = augment(x.copy(), np.random.default_rng(0), replace(config, gain_in_power=False), mean, std)
+    assert np.abs(shifted * std + mean - expected).max() > 1.0  # a plain shift moves the floor too
+
+
+def test_clip_copy_is_the_audio_driven_into_full_scale_clipping():
+    from genre_model.training.augment import CLIP_DRIVE_DB, degraded_copy
+
+    y = (0.8 * np.sin(2 * np.pi * 220 * np.arange(SR) / SR)).astype(np.float32)
+    clipped = degraded_copy(y, "clip", np.random.default_rng(3))
+    drive_db = np.random.default_rng(3).uniform(*CLIP_DRIVE_DB)
+    assert clipped.shape == y.shape and np.abs(clipped).max() == pytest.approx(1.0)
+    np.testing.assert_allclose(clipped, np.clip(y * 10 ** (drive_db / 20), -1, 1), atol=1e-6)
+    assert np.mean(np.abs(clipped) == 1.0) > 0.1  # 0.8 driven by >= 3 dB passes full scale

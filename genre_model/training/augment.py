@@ -1,4 +1,4 @@
-"""Training-time augmentation: codec round trips on waveforms, gain/EQ/masks on log-mels."""
+"""Training-time augmentation: codec round trips and clipping on waveforms, gain/EQ/masks on log-mels."""
 
 from __future__ import annotations
 
@@ -16,6 +16,21 @@ CODECS = {
     "opus": [*CONDITIONS["opus_64k"][1], "-f", "ogg"],
     "aac": [*CONDITIONS["aac_96k"][1], "-f", "adts"],
 }
+# every kind of degraded training copy: the codecs, and "clip" (:func:`overdriven`)
+COPIES = (*CODECS, "clip")
+CLIP_DRIVE_DB = (3.0, 12.0)  # range of the gain that drives a "clip" copy into clipping
+
+
+def overdriven(y: np.ndarray, gain_db: float) -> np.ndarray:
+    """Audio raised by ``gain_db`` and hard-clipped at full scale, as an over-loud master is."""
+    return np.clip(y * 10.0 ** (gain_db / 20.0), -1.0, 1.0).astype(np.float32)
+
+
+def degraded_copy(y: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
+    """One of :data:`COPIES` of mono float32 audio, same length; ``rng`` draws a clip's drive."""
+    if kind == "clip":
+        return overdriven(y, rng.uniform(*CLIP_DRIVE_DB))
+    return codec_round_trip(y, kind)
 
 
 def codec_round_trip(y: np.ndarray, codec: str, *, sr: int = SAMPLE_RATE) -> np.ndarray:

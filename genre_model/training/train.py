@@ -11,17 +11,18 @@ The validation split is only evaluated, never used to pick epochs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
-import hashlib
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..audio import decode_full
-from ..constants import SLICE_FRAMES, HOP_LENGTH, frontend_params
+from ..constants import HOP_LENGTH, LOG_FLOOR, SLICE_FRAMES, frontend_params
 from ..dataset import LabelledTrack, read_tracks
 from ..aggregate import AGGREGATIONS, fit_aggregator
 from ..calibration import Calibration, fit_calibration
@@ -30,7 +31,7 @@ from ..evaluate import (classification_metrics, cross_validated, evaluate, run_s
 from ..features import log_mel_spectrogram
 from ..inference import GenreClassifier, float_twin_path, sha256_of, sidecar_path
 from ..slicing import training_windows
-from .augment import codec_round_trip, gain_db_to_log_offset
+from .augment import degraded_copy, gain_db_to_log_offset
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +52,13 @@ class TrainConfig:
     learning_rate: float = 1e-3
     label_smoothing: float = 0.1
     window_hop_frames: int = 32  # training windows every 0.64 s
-    codecs: tuple[str, ...] = ("mp3", "opus")  # lossy copies of every training track
+    codecs: tuple[str, ...] = ("mp3", "opus")  # degraded copies of every training track (augment.COPIES)
     widths: tuple[int, ...] = (16, 32, 64, 128)
     stem_stride: int = 1  # stride of the first conv: 2 makes the network 4x cheaper
     pooling: str = "mean"  # over frequency and time: "mean", or "mean+max" (concatenated, as musicnn's back-end)
     dropout: float = 0.3
     gain_db: float = 26.0  # random gain in [-gain_db, +gain_db]
+    gain_in_power: bool = False  # apply gain and tilt to the mel power under the log floor, as a real level change
     tilt: float = 4.3  # random spectral tilt (ln-power units across the mel axis)
     lowpass: float = 0.0  # share of windows whose top mel bands are cut, as a lossy encoder's lowpass does
     time_masks: int = 2
@@ -78,9 +80,10 @@ class TrainConfig:
 
 
 def track_windows(track: LabelledTrack, config: TrainConfig) -> list[np.ndarray]:
-    """Log-mel slices of a track and of its lossy-codec copies."""
+    """Log-mel slices of a track and of its degraded copies (codecs, clipping)."""
     y = decode_full(track.path)
-    versions = [y] + [codec_round_trip(y, codec) for codec in config.codecs]
+    rng = np.random.default_rng(zlib.crc32(track.path.name.encode()))  # a clip's drive, the same every run
+    versions = [y] + [degraded_copy(y, kind, rng) for kind in config.codecs]
     hop = config.window_hop_frames * HOP_LENGTH
     return [log_mel_spectrogram(training_windows(v, hop=hop)) for v in versions]
 
@@ -197,15 +200,23 @@ def genre_and_embedding_loss(n_labels: int, config: TrainConfig):
     return loss
 
 
-def augment(x: np.ndarray, rng: np.random.Generator, config: TrainConfig, std: float) -> np.ndarray:
+def augment(x: np.ndarray, rng: np.random.Generator, config: TrainConfig, mean: float, std: float) -> np.ndarray:
     """Random gain, spectral tilt, lowpass, time and frequency masks on log-mels (n, mels, frames).
 
-    ``x`` is normalised by ``std``; gain and tilt are given in ln-power units and scaled by it.
+    ``x`` is normalised (``(log_mel - mean) / std``); gain and tilt are given in ln-power
+    units. By default they shift the log-mels, the log floor included; with
+    ``config.gain_in_power`` they scale the mel power under the floor, as turning
+    a track up or down does: ``log(floor + g P) = logaddexp(log floor, log g + log P)``.
     """
     n, n_mels, n_frames = x.shape
     gain = gain_db_to_log_offset(rng.uniform(-config.gain_db, config.gain_db, n))
     tilt = rng.uniform(-config.tilt, config.tilt, n)[:, None] * np.linspace(-0.5, 0.5, n_mels)[None, :]
-    out = x + ((gain[:, None] + tilt) / std)[:, :, None]
+    offset = (gain[:, None] + tilt)[:, :, None]
+    if config.gain_in_power:
+        power = np.maximum(np.exp(x * std + mean) - LOG_FLOOR, 1e-30)
+        out = ((np.logaddexp(np.log(LOG_FLOOR), offset + np.log(power)) - mean) / std).astype(np.float32)
+    else:
+        out = x + offset / std
     _lowpass(out, rng, config.lowpass)
     for _ in range(config.time_masks):
         _mask(out, rng, axis=2, max_width=16)
@@ -317,7 +328,7 @@ def train(config: TrainConfig) -> dict:
     def one_version() -> np.ndarray:
         version = rng.integers(0, len(x), x.shape[1])
         chosen = np.concatenate([x[version, np.arange(x.shape[1])], unlabelled_x])
-        return augment(chosen, rng, config, std)[..., None]
+        return augment(chosen, rng, config, mean, std)[..., None]
 
     for epoch in range(config.epochs):
         # each window is seen once an epoch, in one of its versions (original or a codec copy), augmented;
