@@ -194,7 +194,8 @@ def evaluate(data: str | Path, model: str | Path, *, split: str | None = "valid"
     confidence, its ``temperature`` and ``bias``, and under ``cross_validated``
     the accuracy and ECE of a calibration refitted without each track in turn
     (the honest figures on the split it was fitted on); with
-    ``with_robustness``, ``agreement`` per re-encoding and gain condition.
+    ``with_robustness``, ``agreement`` per re-encoding and gain condition, and under
+    ``flipped`` the tracks whose genre each condition changes.
     Accuracies and agreements come with 95% bootstrap intervals over tracks
     (``interval_95``, ``agreement_interval_95``), the ECE with what a perfectly
     calibrated model would show on as many tracks (``ece_if_calibrated``).
@@ -228,6 +229,7 @@ def evaluate(data: str | Path, model: str | Path, *, split: str | None = "valid"
     if with_robustness:
         kept = robustness(classifier, tracks, scores.argmax(axis=1), n_slices=n_slices, aggregation=method)
         report["agreement"] = {c: round(float(same.mean()), 4) for c, same in kept.items()}
+        report["flipped"] = {c: [str(t.path) for t, k in zip(tracks, same) if not k] for c, same in kept.items()}
         report["agreement_interval_95"] = {
             c: bootstrap_interval(lambda ix, same=same: same[ix].mean(), outputs.targets) for c, same in kept.items()}
     return report

@@ -8,7 +8,10 @@ import pytest
 
 from audio_factory import encode
 from genre_model.constants import SLICE_SAMPLES
-from genre_model.evaluate import evaluate
+from genre_model.aggregate import track_scores
+from genre_model.analysis import track_log_mels
+from genre_model.dataset import read_tracks
+from genre_model.evaluate import CONDITIONS, degrade, evaluate
 from genre_model.inference import GenreClassifier, float_twin_path, sidecar_path
 
 pytest.importorskip("tensorflow")
@@ -64,6 +67,21 @@ def test_tiny_training_run_produces_a_loadable_int8_model(dataset, tmp_path):
     # training hands evaluate the slices it already decoded: the same figures as decoding them again
     again = evaluate(dataset, out, split="valid", calibration=True)
     assert again["track_accuracy"] == report["valid"]["track_accuracy"] and again["ece"] == report["valid"]["ece"]
+    # robustness: every condition; each agreement is the share of tracks not listed as flipped
+    valid = report["valid"]
+    assert set(valid["agreement"]) == set(CONDITIONS) == set(valid["flipped"])
+    for condition, agreement in valid["agreement"].items():
+        assert agreement == pytest.approx(1 - len(valid["flipped"][condition]) / 3, abs=1e-4)
+    card = classifier.card
+    calibration = card.calibration(card.aggregation).kwargs()
+
+    def genre_of(path):
+        p = classifier.predict_proba(track_log_mels(path, classifier.frontend))
+        return np.argmax(track_scores(p, card.aggregation, aggregator=card.aggregator, **calibration))
+
+    tracks = read_tracks(dataset, "valid")
+    by_hand = [str(t.path) for t in tracks if genre_of(degrade(t.path, "mp3_128k", tmp_path)) != genre_of(t.path)]
+    assert valid["flipped"]["mp3_128k"] == by_hand
     assert set(report["valid"]["confusion"]["labels"]) == {"clicks", "noise", "tones"}
     p = classifier.predict_proba(np.zeros((2, 128, 128), dtype=np.float32))
     assert p.shape == (2, 3) and np.allclose(p.sum(axis=1), 1.0, atol=0.05)
