@@ -43,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
                        "the genre's cross-entropy (default: %(default)s)")
     train.add_argument("--stem-stride", type=int, default=1, choices=(1, 2),
                        help="stride of the first convolution: 2 trains 4x faster (default: %(default)s)")
+    train.add_argument("--widths", default="16,32,64,128",
+                       help="channels of the four conv blocks, comma-separated (default: %(default)s)")
+    train.add_argument("--separable", action="store_true",
+                       help="depthwise-separable convolutions after the first, for wider layers at the same size")
     train.add_argument("--pooling", default="mean", choices=("mean", "mean+max"),
                        help="global pooling of the last feature map: average, or average and maximum "
                        "concatenated (default: %(default)s)")
@@ -134,7 +138,8 @@ def _train(args, argv: list[str] | None) -> int:
                              teacher_genre_weight=args.teacher_genre_weight, lowpass=args.lowpass,
                              teacher_target=args.teacher_target, embed_weight=args.embed_weight,
                              consistency_weight=args.consistency_weight, mixup=args.mixup,
-                             gain_in_power=args.gain_in_power,
+                             gain_in_power=args.gain_in_power, separable=args.separable,
+                             widths=tuple(int(w) for w in args.widths.split(",")),
                              codecs=codecs)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -105,6 +105,18 @@ def test_mean_and_max_pooling_feeds_both_statistics_of_every_channel_to_the_genr
     assert both.get_layer("genre").kernel.shape == (16, 3)
 
 
+def test_separable_convolutions_buy_three_times_the_width_for_about_the_same_weights():
+    from genre_model.training.train import build_model
+
+    standard, _ = build_model(10, TrainConfig(data="", out="", stem_stride=2))
+    separable, _ = build_model(10, TrainConfig(data="", out="", stem_stride=2, separable=True,
+                                               widths=(32, 96, 192, 384)))
+    kinds = {type(layer).__name__ for layer in separable.layers}
+    assert "SeparableConv2D" in kinds and "SeparableConv2D" not in {type(la).__name__ for la in standard.layers}
+    assert separable.get_layer("genre").kernel.shape == (384, 10)
+    assert 0.9 < separable.count_params() / standard.count_params() < 1.1
+
+
 def test_mixup_mixes_windows_as_audio_power_and_targets_by_the_same_weight():
     from genre_model.features import log_mel_spectrogram
     from genre_model.constants import LOG_FLOOR
