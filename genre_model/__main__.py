@@ -26,6 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--split", default="train", help="training split (default: %(default)s)")
     train.add_argument("--valid-split", default="valid", help="split to evaluate on ('' for none)")
     train.add_argument("--epochs", type=int, default=40)
+    train.add_argument("--pretrain-epochs", type=int, default=0,
+                       help="with --distill, epochs on the teacher's targets alone before the genre "
+                       "is trained (default: %(default)s)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--version", default="1.1.0", help="model version stored in the sidecar")
     train.add_argument("--distill", action="store_true",
@@ -132,6 +135,7 @@ def _train(args, argv: list[str] | None) -> int:
     try:
         config = TrainConfig(data=args.data, out=args.out, train_split=args.split,
                              valid_split=args.valid_split or None, epochs=args.epochs,
+                             pretrain_epochs=args.pretrain_epochs,
                              seed=args.seed, version=args.version, distill=args.distill,
                              unlabelled_slices=args.unlabelled_slices, stem_stride=args.stem_stride,
                              pooling=args.pooling, unlabelled_weight=args.unlabelled_weight,

@@ -96,6 +96,19 @@ def test_distillation_head_is_dropped_from_the_shipped_model_and_its_loss_counts
     assert float(np.asarray(loss(y_true, y_pred))[0]) == pytest.approx(expected, rel=1e-4)
 
 
+def test_pretraining_stage_learns_the_teacher_alone_then_the_genre_joins():
+    from genre_model.training.train import training_stages
+
+    # [genre (3) | teacher embedding (2) | genre weight | embedding weight]
+    targets = np.array([[1, 0, 0, 0.5, -0.5, 1.0, 1.0], [0, 0.3, 0.7, 1.0, 2.0, 0.2, 1.0]], dtype=np.float32)
+    config = TrainConfig(data="", out="", epochs=5, pretrain_epochs=3)
+    (first, n_first, pretrain), (second, n_second, joint) = training_stages(config, targets, embed_dim=2)
+    assert (first, n_first, second, n_second) == ("pretrain", 3, "train", 5)
+    assert np.all(pretrain[:, -2] == 0) and np.array_equal(pretrain[:, :-2], targets[:, :-2])
+    assert np.array_equal(pretrain[:, -1], targets[:, -1]) and np.array_equal(joint, targets)
+    assert [s[0] for s in training_stages(config, targets[:, [0, 1, 2, 5, 6]], embed_dim=0)] == ["train"]
+
+
 def test_mean_and_max_pooling_feeds_both_statistics_of_every_channel_to_the_genre_head():
     from genre_model.training.train import build_model
 

@@ -147,7 +147,10 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
                 [[c, a, format_interval(valid["agreement_interval_95"][c])] for c, a in valid["agreement"].items()]),
         "",
         "## Training",
-        f"Seed {config['seed']}, {config['epochs']} epochs, batch {config['batch_size']}, Adam with cosine decay "
+        f"Seed {config['seed']}, "
+        + (f"{config['pretrain_epochs']} epochs on the teacher's targets alone, then "
+           if config.get("pretrain_epochs") and config.get("distill") else "")
+        + f"{config['epochs']} epochs, batch {config['batch_size']}, Adam with cosine decay "
         f"from {config['learning_rate']}, label smoothing {config['label_smoothing']}; windows every "
         f"{config['window_hop_frames']} frames, each epoch in the original or a degraded copy "
         f"({', '.join(config['codecs']) or 'none'}); random gain +-{config['gain_db']} dB, spectral tilt +-{config['tilt']} ln units"
@@ -159,7 +162,8 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
            "(AugMix's consistency loss, Hendrycks et al. 2020)" if config.get("consistency_weight") else "")
         + ". "
         f"Architecture: conv3x3-BN-ReLU-maxpool blocks {tuple(config['widths'])} (first conv stride "
-        f"{config.get('stem_stride', 1)}), conv, global "
+        f"{config.get('stem_stride', 1)}"
+        + ("; the others depthwise-separable" if config.get("separable") else "") + "), conv, global "
         f"{'average and max' if config.get('pooling') == 'mean+max' else 'average'} pooling, "
         f"dropout {config['dropout']}, softmax. Trained in {report['train_seconds'] / 60:.0f} minutes on 2 CPU cores.",
         "",

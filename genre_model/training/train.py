@@ -48,6 +48,7 @@ class TrainConfig:
     version: str = "1.1.0"
     seed: int = 0
     epochs: int = 40
+    pretrain_epochs: int = 0  # with distill: epochs on the teacher's targets alone before the genre is trained
     batch_size: int = 32
     learning_rate: float = 1e-3
     label_smoothing: float = 0.1
@@ -209,6 +210,17 @@ def genre_and_embedding_loss(n_labels: int, config: TrainConfig):
     return loss
 
 
+def training_stages(config: TrainConfig, targets: np.ndarray, embed_dim: int) -> list[tuple[str, int, np.ndarray]]:
+    """(name, epochs, targets) of each stage: with a teacher, ``config.pretrain_epochs`` on its
+    targets alone (every genre weight 0), then ``config.epochs`` on genre and teacher together."""
+    stages = []
+    if embed_dim and config.pretrain_epochs:
+        teacher_only = targets.copy()
+        teacher_only[:, -2] = 0.0
+        stages.append(("pretrain", config.pretrain_epochs, teacher_only))
+    return stages + [("train", config.epochs, targets)]
+
+
 def augment(x: np.ndarray, rng: np.random.Generator, config: TrainConfig, mean: float, std: float) -> np.ndarray:
     """Random gain, spectral tilt, lowpass, time and frequency masks on log-mels (n, mels, frames).
 
@@ -330,24 +342,26 @@ def train(config: TrainConfig) -> dict:
 
     shipped, model = build_model(len(labels), config, embed_dim=embed_dim)
     n_samples = x.shape[1] + len(unlabelled_x)
-    steps = config.epochs * int(np.ceil(n_samples / config.batch_size))
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=genre_and_embedding_loss(len(labels), config))
 
     def one_version() -> np.ndarray:
         version = rng.integers(0, len(x), x.shape[1])
         chosen = np.concatenate([x[version, np.arange(x.shape[1])], unlabelled_x])
         return augment(chosen, rng, config, mean, std)[..., None]
 
-    for epoch in range(config.epochs):
-        # each window is seen once an epoch, in one of its versions (original or a codec copy), augmented;
-        # with the consistency term also in a second one, drawn and augmented independently
-        inputs = [one_version(), one_version()] if config.consistency_weight else one_version()
-        epoch_targets = targets
-        if config.mixup:
-            inputs, epoch_targets = mixup(inputs, targets, rng, config.mixup, mean, std)
-        history = model.fit(inputs, epoch_targets, batch_size=config.batch_size, epochs=1, shuffle=True, verbose=0)
-        log.info("epoch %d/%d loss %.3f", epoch + 1, config.epochs, history.history["loss"][0])
+    for stage, epochs, stage_targets in training_stages(config, targets, embed_dim):
+        schedule = keras.optimizers.schedules.CosineDecay(
+            config.learning_rate, epochs * int(np.ceil(n_samples / config.batch_size)))
+        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=genre_and_embedding_loss(len(labels), config))
+        for epoch in range(epochs):
+            # each window is seen once an epoch, in one of its versions (original or a codec copy), augmented;
+            # with the consistency term also in a second one, drawn and augmented independently
+            inputs = [one_version(), one_version()] if config.consistency_weight else one_version()
+            epoch_targets = stage_targets
+            if config.mixup:
+                inputs, epoch_targets = mixup(inputs, stage_targets, rng, config.mixup, mean, std)
+            history = model.fit(inputs, epoch_targets, batch_size=config.batch_size, epochs=1, shuffle=True,
+                                verbose=0)
+            log.info("%s epoch %d/%d loss %.3f", stage, epoch + 1, epochs, history.history["loss"][0])
     train_seconds = time.time() - started
 
     representative = x[0, rng.choice(x.shape[1], size=min(300, x.shape[1]), replace=False)]
