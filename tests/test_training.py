@@ -124,6 +124,7 @@ def test_separable_convolutions_buy_three_times_the_width_for_about_the_same_wei
     standard, _ = build_model(10, TrainConfig(data="", out="", stem_stride=2))
     separable, _ = build_model(10, TrainConfig(data="", out="", stem_stride=2, separable=True,
                                                widths=(32, 96, 192, 384)))
+
     def layer_kinds(model):
         return {type(layer).__name__ for layer in model.layers}
 

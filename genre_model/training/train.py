@@ -152,9 +152,11 @@ def build_model(n_labels: int, config: TrainConfig, *, embed_dim: int = 0, n_mel
 
     inputs = keras.Input((n_mels, SLICE_FRAMES, 1), name="log_mel")
     conv = layers.SeparableConv2D if config.separable else layers.Conv2D
-    x = layers.Conv2D(config.widths[0], 3, strides=config.stem_stride, padding="same", use_bias=False)(inputs)
+    x = inputs
     for i, width in enumerate(config.widths):
-        if i:
+        if i == 0:  # the stem stays a full conv: one input channel leaves nothing to separate
+            x = layers.Conv2D(width, 3, strides=config.stem_stride, padding="same", use_bias=False)(x)
+        else:
             x = conv(width, 3, padding="same", use_bias=False)(x)
         # momentum 0.9: with ~100 steps an epoch, 0.99 leaves the moving statistics far off
         x = layers.BatchNormalization(momentum=0.9)(x)
