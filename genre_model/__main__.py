@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="channels of the four conv blocks, comma-separated (default: %(default)s)")
     train.add_argument("--separable", action="store_true",
                        help="depthwise-separable convolutions after the first, for wider layers at the same size")
+    train.add_argument("--centre-level", action="store_true",
+                       help="subtract each slice's mean log-mel inside the network, so that playback level "
+                       "and mastering loudness do not reach the genre")
     train.add_argument("--pooling", default="mean", choices=("mean", "mean+max"),
                        help="global pooling of the last feature map: average, or average and maximum "
                        "concatenated (default: %(default)s)")
@@ -143,6 +146,7 @@ def _train(args, argv: list[str] | None) -> int:
                              teacher_target=args.teacher_target, embed_weight=args.embed_weight,
                              consistency_weight=args.consistency_weight, mixup=args.mixup,
                              gain_in_power=args.gain_in_power, separable=args.separable,
+                             centre_level=args.centre_level,
                              widths=tuple(int(w) for w in args.widths.split(",")),
                              codecs=codecs)
     except ValueError as exc:

@@ -133,6 +133,33 @@ def test_separable_convolutions_buy_three_times_the_width_for_about_the_same_wei
     assert 0.9 < separable.count_params() / standard.count_params() < 1.1
 
 
+def test_centred_level_makes_the_int8_model_deaf_to_a_gain_change():
+    from ai_edge_litert.interpreter import Interpreter
+
+    from genre_model.training.train import build_model, convert
+
+    shipped, _ = build_model(3, TrainConfig(data="", out="", widths=(4, 8), stem_stride=2, centre_level=True))
+    x = np.random.default_rng(0).standard_normal((6, 128, 128)).astype(np.float32)
+    louder = x + 0.8  # +0.8 std of the normalised log-mels: about +15 dB
+    float_out = np.asarray(shipped(x[..., None]))
+    assert np.allclose(float_out, np.asarray(shipped(louder[..., None])), atol=1e-5)
+    _, int8_bytes = convert(shipped, np.concatenate([x - 1, x + 1]))
+    interpreter = Interpreter(model_content=int8_bytes)
+    interpreter.resize_tensor_input(0, [6, 128, 128, 1])
+    interpreter.allocate_tensors()
+    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+
+    def int8_proba(batch):
+        scale, zero = inp["quantization"]
+        interpreter.set_tensor(inp["index"], np.round(batch / scale + zero).clip(-128, 127).astype(np.int8)[..., None])
+        interpreter.invoke()
+        raw = interpreter.get_tensor(out["index"]).astype(np.float32)
+        return (raw - out["quantization"][1]) * out["quantization"][0]
+
+    assert np.abs(int8_proba(x) - float_out).max() < 0.05
+    assert np.abs(int8_proba(louder) - int8_proba(x)).max() < 0.02
+
+
 def test_mixup_mixes_windows_as_audio_power_and_targets_by_the_same_weight():
     from genre_model.features import log_mel_spectrogram
     from genre_model.constants import LOG_FLOOR

@@ -161,7 +161,9 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
            f"divergence between the two genre predictions weighted {config['consistency_weight']:g} "
            "(AugMix's consistency loss, Hendrycks et al. 2020)" if config.get("consistency_weight") else "")
         + ". "
-        f"Architecture: conv3x3-BN-ReLU-maxpool blocks {tuple(config['widths'])} (first conv stride "
+        "Architecture: " + ("each slice's mean log-mel subtracted (playback level drops out), "
+                            if config.get("centre_level") else "")
+        + f"conv3x3-BN-ReLU-maxpool blocks {tuple(config['widths'])} (first conv stride "
         f"{config.get('stem_stride', 1)}"
         + ("; the others depthwise-separable" if config.get("separable") else "") + "), conv, global "
         f"{'average and max' if config.get('pooling') == 'mean+max' else 'average'} pooling, "

@@ -57,6 +57,7 @@ class TrainConfig:
     widths: tuple[int, ...] = (16, 32, 64, 128)
     separable: bool = False  # depthwise-separable convs after the stem: ~3x the width for the same size
     stem_stride: int = 1  # stride of the first conv: 2 makes the network 4x cheaper
+    centre_level: bool = False  # subtract each slice's mean log-mel in the network: playback level drops out
     pooling: str = "mean"  # over frequency and time: "mean", or "mean+max" (concatenated, as musicnn's back-end)
     dropout: float = 0.3
     gain_db: float = 26.0  # random gain in [-gain_db, +gain_db]
@@ -143,16 +144,22 @@ def build_model(n_labels: int, config: TrainConfig, *, embed_dim: int = 0, n_mel
     Returns the model to ship (slices -> genre probabilities) and the model to
     train, whose output also holds ``embed_dim`` teacher-embedding predictions
     after the genre probabilities (the same model when ``embed_dim`` is 0 and
-    there is no consistency term). With ``config.consistency_weight``, the
+    there is no consistency term). With ``config.centre_level`` the network
+    first subtracts each slice's mean (normalised) log-mel: a gain adds the
+    same constant to every log-mel above the floor, so playback level and
+    mastering loudness (a production signature) no longer reach the genre.
+    With ``config.consistency_weight``, the
     model to train takes two versions of each window and appends the genre
     probabilities of the second, through the same weights.
     """
     import keras
-    from keras import layers
+    from keras import layers, ops
 
     inputs = keras.Input((n_mels, SLICE_FRAMES, 1), name="log_mel")
     conv = layers.SeparableConv2D if config.separable else layers.Conv2D
     x = inputs
+    if config.centre_level:
+        x = layers.Lambda(lambda t: t - ops.mean(t, axis=(1, 2, 3), keepdims=True), name="centre_level")(x)
     for i, width in enumerate(config.widths):
         if i == 0:  # the stem stays a full conv: one input channel leaves nothing to separate
             x = layers.Conv2D(width, 3, strides=config.stem_stride, padding="same", use_bias=False)(x)
