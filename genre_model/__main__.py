@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--mixup", type=float, default=0.0,
                        help="mix every training window with another (as audio, targets alike) by a weight drawn "
                        "from Beta(ALPHA, ALPHA); 0 for none (default: %(default)s)", metavar="ALPHA")
+    train.add_argument("--pitch-bands", type=int, default=0,
+                       help="shift each training window up or down by up to this many mel bands (about half "
+                       "a semitone each above 1 kHz); 0 for none (default: %(default)s)")
     train.add_argument("--lowpass", type=float, default=0.0,
                        help="share of training windows whose top mel bands are cut, as by a lossy "
                        "encoder's lowpass (default: %(default)s)")
@@ -146,7 +149,7 @@ def _train(args, argv: list[str] | None) -> int:
                              teacher_target=args.teacher_target, embed_weight=args.embed_weight,
                              consistency_weight=args.consistency_weight, mixup=args.mixup,
                              gain_in_power=args.gain_in_power, separable=args.separable,
-                             centre_level=args.centre_level,
+                             centre_level=args.centre_level, pitch_bands=args.pitch_bands,
                              widths=tuple(int(w) for w in args.widths.split(",")),
                              codecs=codecs)
     except ValueError as exc:

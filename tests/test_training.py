@@ -247,6 +247,22 @@ def test_augmentation_gain_is_in_ln_power_units_and_lowpass_cuts_only_the_top_ba
     assert np.all(y[:, -1] == x.min(axis=(1, 2))[:, None])
 
 
+def test_pitch_shift_moves_each_window_by_whole_bands_within_the_limit_repeating_the_edge():
+    from genre_model.training.train import augment
+
+    x = np.random.default_rng(2).normal(size=(200, 128, 128)).astype(np.float32)
+    shift_only = TrainConfig(data="", out="", gain_db=0.0, tilt=0.0, time_masks=0, freq_masks=0, pitch_bands=3)
+    y = augment(x.copy(), np.random.default_rng(0), shift_only, 0.0, 4.0)
+    shifts = []
+    for before, after in zip(x, y):
+        (k,) = [k for k in range(-3, 4) if np.array_equal(after[max(k, 0): 128 + min(k, 0)],
+                                                          before[max(-k, 0): 128 + min(-k, 0)])]
+        edge = after[:k] if k > 0 else after[128 + k:]
+        assert np.all(edge == (before[0] if k > 0 else before[-1]))
+        shifts.append(k)
+    assert set(shifts) == set(range(-3, 4))
+
+
 def test_gain_in_power_equals_turning_the_audio_up_or_down_under_the_log_floor():
     from genre_model.features import log_mel_spectrogram
     from genre_model.training.train import augment

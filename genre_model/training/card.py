@@ -155,7 +155,8 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
         f"{config['window_hop_frames']} frames, each epoch in the original or a degraded copy "
         f"({', '.join(config['codecs']) or 'none'}); random gain +-{config['gain_db']} dB, spectral tilt +-{config['tilt']} ln units"
         + (" (on the mel power, under the log floor)" if config.get("gain_in_power") else "") + ", "
-        f"lowpass on {config.get('lowpass', 0.0):.0%} of the windows, "
+        + (f"pitch shift by up to {config['pitch_bands']} mel bands, " if config.get("pitch_bands") else "")
+        + f"lowpass on {config.get('lowpass', 0.0):.0%} of the windows, "
         f"{config['time_masks']} time and {config['freq_masks']} frequency masks"
         + (f"; each window also in a second version, drawn and augmented on its own, with the Jensen-Shannon "
            f"divergence between the two genre predictions weighted {config['consistency_weight']:g} "

@@ -63,6 +63,7 @@ class TrainConfig:
     gain_db: float = 26.0  # random gain in [-gain_db, +gain_db]
     gain_in_power: bool = False  # apply gain and tilt to the mel power under the log floor, as a real level change
     tilt: float = 4.3  # random spectral tilt (ln-power units across the mel axis)
+    pitch_bands: int = 0  # random shift of each window by up to this many mel bands (~0.46 semitone each)
     lowpass: float = 0.0  # share of windows whose top mel bands are cut, as a lossy encoder's lowpass does
     time_masks: int = 2
     freq_masks: int = 2
@@ -231,7 +232,7 @@ def training_stages(config: TrainConfig, targets: np.ndarray, embed_dim: int) ->
 
 
 def augment(x: np.ndarray, rng: np.random.Generator, config: TrainConfig, mean: float, std: float) -> np.ndarray:
-    """Random gain, spectral tilt, lowpass, time and frequency masks on log-mels (n, mels, frames).
+    """Random gain, spectral tilt, pitch shift, lowpass, time and frequency masks on log-mels (n, mels, frames).
 
     ``x`` is normalised (``(log_mel - mean) / std``); gain and tilt are given in ln-power
     units. By default they shift the log-mels, the log floor included; with
@@ -247,6 +248,7 @@ def augment(x: np.ndarray, rng: np.random.Generator, config: TrainConfig, mean: 
         out = ((np.logaddexp(np.log(LOG_FLOOR), offset + np.log(power)) - mean) / std).astype(np.float32)
     else:
         out = x + offset / std
+    _shift_bands(out, rng, config.pitch_bands)
     _lowpass(out, rng, config.lowpass)
     for _ in range(config.time_masks):
         _mask(out, rng, axis=2, max_width=16)
@@ -269,6 +271,21 @@ def mixup(x: np.ndarray, targets: np.ndarray, rng: np.random.Generator, alpha: f
     mixed = np.logaddexp(np.log(lam).reshape(shape) + x * std + mean,
                          np.log1p(-lam).reshape(shape) + x[other] * std + mean)
     return ((mixed - mean) / std).astype(np.float32), lam[:, None] * targets + (1 - lam[:, None]) * targets[other]
+
+
+def _shift_bands(x: np.ndarray, rng: np.random.Generator, max_bands: int) -> None:
+    """Move each window up or down by up to ``max_bands`` mel bands, the edge band repeated into the gap.
+
+    Above 1 kHz a band is about 0.46 semitone, so this is a pitch shift there (one
+    artist's key or tuning should not be what the genre is learned from); below,
+    where the mel scale is linear, a shift of about 26 Hz a band.
+    """
+    if max_bands <= 0:
+        return
+    n, n_mels, _ = x.shape
+    shift = rng.integers(-max_bands, max_bands + 1, n)
+    source = np.clip(np.arange(n_mels)[None, :] - shift[:, None], 0, n_mels - 1)
+    x[:] = np.take_along_axis(x, source[:, :, None], axis=1)
 
 
 def _lowpass(x: np.ndarray, rng: np.random.Generator, share: float) -> None:
