@@ -159,8 +159,9 @@ def build_model(n_labels: int, config: TrainConfig, *, embed_dim: int = 0, n_mel
     inputs = keras.Input((n_mels, SLICE_FRAMES, 1), name="log_mel")
     conv = layers.SeparableConv2D if config.separable else layers.Conv2D
     x = inputs
-    if config.centre_level:
-        x = layers.Lambda(lambda t: t - ops.mean(t, axis=(1, 2, 3), keepdims=True), name="centre_level")(x)
+    if config.centre_level:  # two means of 128: LiteRT's XNNPACK int8 mean overflows on one of 16 384
+        x = layers.Lambda(lambda t: t - ops.mean(ops.mean(t, axis=2, keepdims=True), axis=1, keepdims=True),
+                          name="centre_level")(x)
     for i, width in enumerate(config.widths):
         if i == 0:  # the stem stays a full conv: one input channel leaves nothing to separate
             x = layers.Conv2D(width, 3, strides=config.stem_stride, padding="same", use_bias=False)(x)
