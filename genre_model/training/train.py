@@ -145,13 +145,14 @@ def build_model(n_labels: int, config: TrainConfig, *, embed_dim: int = 0, n_mel
     Returns the model to ship (slices -> genre probabilities) and the model to
     train, whose output also holds ``embed_dim`` teacher-embedding predictions
     after the genre probabilities (the same model when ``embed_dim`` is 0 and
-    there is no consistency term). With ``config.centre_level`` the network
-    first subtracts each slice's mean (normalised) log-mel: a gain adds the
-    same constant to every log-mel above the floor, so playback level and
-    mastering loudness (a production signature) no longer reach the genre.
-    With ``config.consistency_weight``, the
+    there is no consistency term). With ``config.consistency_weight``, the
     model to train takes two versions of each window and appends the genre
     probabilities of the second, through the same weights.
+
+    With ``config.centre_level`` the network first subtracts each slice's mean
+    (normalised) log-mel: a gain adds the same constant to every log-mel above
+    the floor, so playback level and mastering loudness (a production
+    signature) no longer reach the genre.
     """
     import keras
     from keras import layers, ops
