@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--centre-level", action="store_true",
                        help="subtract each slice's mean log-mel inside the network, so that playback level "
                        "and mastering loudness do not reach the genre")
+    train.add_argument("--top-db", type=float, default=0.0,
+                       help="inside the network, raise every log-mel to at least TOP_DB decibels below the "
+                       "slice's loudest, so that the floor moves with the level; 0 for none (default: %(default)s)")
     train.add_argument("--pooling", default="mean", choices=("mean", "mean+max"),
                        help="global pooling of the last feature map: average, or average and maximum "
                        "concatenated (default: %(default)s)")
@@ -149,7 +152,7 @@ def _train(args, argv: list[str] | None) -> int:
                              teacher_target=args.teacher_target, embed_weight=args.embed_weight,
                              consistency_weight=args.consistency_weight, mixup=args.mixup,
                              gain_in_power=args.gain_in_power, separable=args.separable,
-                             centre_level=args.centre_level, pitch_bands=args.pitch_bands,
+                             centre_level=args.centre_level, top_db=args.top_db, pitch_bands=args.pitch_bands,
                              widths=tuple(int(w) for w in args.widths.split(",")),
                              codecs=codecs)
     except ValueError as exc:

@@ -161,6 +161,27 @@ def test_centred_level_makes_the_int8_model_deaf_to_a_gain_change(tmp_path):
     assert np.abs(int8.predict_proba(louder) - int8.predict_proba(x)).max() < 0.02
 
 
+def test_top_db_floor_follows_the_slice_so_a_gain_reaches_no_log_mel():
+    import keras
+
+    from genre_model.training.train import build_model
+
+    keras.utils.set_random_seed(0)
+    config = TrainConfig(data="", out="", widths=(4, 8), stem_stride=2, centre_level=True, top_db=30.0)
+    shipped, _ = build_model(3, config, log_mel_std=2.0)  # 30 dB = 6.9 ln units = 3.45 normalised units
+    rng = np.random.default_rng(0)
+    music = rng.standard_normal((4, 128, 128)).astype(np.float32)
+    absolute_floor = -2.5  # silence: log(LOG_FLOOR), normalised; a gain does not move it
+    quiet = np.maximum(music, absolute_floor)
+    louder = np.maximum(music + 1.5, absolute_floor)  # +13 dB: more of the music clears the absolute floor
+    floored = np.asarray(shipped.get_layer("top_db")(quiet[..., None]))
+    assert np.allclose(floored.min(axis=(1, 2, 3)), quiet.max(axis=(1, 2)) - 3 * np.log(10) / 2, atol=1e-5)
+    assert np.allclose(np.asarray(shipped(quiet[..., None])), np.asarray(shipped(louder[..., None])), atol=1e-5)
+    untouched, _ = build_model(3, TrainConfig(data="", out="", widths=(4, 8), stem_stride=2, centre_level=True))
+    assert not np.allclose(np.asarray(untouched(quiet[..., None])), np.asarray(untouched(louder[..., None])),
+                           atol=1e-3)
+
+
 def test_mixup_mixes_windows_as_audio_power_and_targets_by_the_same_weight():
     from genre_model.features import log_mel_spectrogram
     from genre_model.constants import LOG_FLOOR

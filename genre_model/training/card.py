@@ -162,7 +162,9 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
            f"divergence between the two genre predictions weighted {config['consistency_weight']:g} "
            "(AugMix's consistency loss, Hendrycks et al. 2020)" if config.get("consistency_weight") else "")
         + ". "
-        "Architecture: " + ("each slice's mean log-mel subtracted (playback level drops out), "
+        "Architecture: " + (f"each slice's log-mels floored {config['top_db']:g} dB below its loudest, "
+                            if config.get("top_db") else "")
+        + ("each slice's mean log-mel subtracted (playback level drops out), "
                             if config.get("centre_level") else "")
         + f"conv3x3-BN-ReLU-maxpool blocks {tuple(config['widths'])} (first conv stride "
         f"{config.get('stem_stride', 1)}"

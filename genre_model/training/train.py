@@ -58,6 +58,7 @@ class TrainConfig:
     separable: bool = False  # depthwise-separable convs after the stem: ~3x the width for the same size
     stem_stride: int = 1  # stride of the first conv: 2 makes the network 4x cheaper
     centre_level: bool = False  # subtract each slice's mean log-mel in the network: playback level drops out
+    top_db: float = 0.0  # in the network, raise every log-mel to at least this far below the slice's loudest (0: off)
     pooling: str = "mean"  # over frequency and time: "mean", or "mean+max" (concatenated, as musicnn's back-end)
     dropout: float = 0.3
     gain_db: float = 26.0  # random gain in [-gain_db, +gain_db]
@@ -135,7 +136,8 @@ def build_dataset(tracks: list[LabelledTrack], labels: list[str], config: TrainC
     return x, y, weight / weight.mean(), track_id
 
 
-def build_model(n_labels: int, config: TrainConfig, *, embed_dim: int = 0, n_mels: int = 128):
+def build_model(n_labels: int, config: TrainConfig, *, embed_dim: int = 0, n_mels: int = 128,
+                log_mel_std: float = 1.0):
     """conv3x3-BN-ReLU-maxpool blocks, a 3x3 conv, global average (and max) pooling, softmax.
 
     With ``config.separable`` every conv after the first is depthwise-separable
@@ -153,6 +155,11 @@ def build_model(n_labels: int, config: TrainConfig, *, embed_dim: int = 0, n_mel
     (normalised) log-mel: a gain adds the same constant to every log-mel above
     the floor, so playback level and mastering loudness (a production
     signature) no longer reach the genre.
+
+    With ``config.top_db`` every log-mel below the slice's loudest by more
+    than ``top_db`` decibels is raised to that level (librosa's ``top_db``;
+    ``log_mel_std`` converts it to the normalised input): the floor then moves
+    with the gain, and the quiet detail that lossy codecs drop or add is cut.
     """
     import keras
     from keras import layers, ops
@@ -160,6 +167,10 @@ def build_model(n_labels: int, config: TrainConfig, *, embed_dim: int = 0, n_mel
     inputs = keras.Input((n_mels, SLICE_FRAMES, 1), name="log_mel")
     conv = layers.SeparableConv2D if config.separable else layers.Conv2D
     x = inputs
+    if config.top_db:
+        floor = config.top_db * np.log(10) / 10 / log_mel_std
+        x = layers.Lambda(lambda t: ops.maximum(t, ops.max(t, axis=(1, 2, 3), keepdims=True) - floor),
+                          name="top_db")(x)
     if config.centre_level:  # two means of 128: LiteRT's XNNPACK int8 mean overflows on one of 16 384
         x = layers.Lambda(lambda t: t - ops.mean(ops.mean(t, axis=2, keepdims=True), axis=1, keepdims=True),
                           name="centre_level")(x)
@@ -368,7 +379,7 @@ def train(config: TrainConfig) -> dict:
         targets = np.concatenate([targets, weight[:, None], np.ones((len(y), 1))], axis=1).astype(np.float32)
     embed_dim = targets.shape[1] - len(labels) - 2
 
-    shipped, model = build_model(len(labels), config, embed_dim=embed_dim)
+    shipped, model = build_model(len(labels), config, embed_dim=embed_dim, log_mel_std=std)
     n_samples = x.shape[1] + len(unlabelled_x)
 
     def one_version() -> np.ndarray:
