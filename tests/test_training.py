@@ -18,6 +18,8 @@ pytest.importorskip("keras")
 
 from genre_model.training.train import TrainConfig, train  # noqa: E402
 
+TINY_NETWORK = TrainConfig(data="", out="", widths=(4, 8), stem_stride=2)  # builds and converts in seconds
+
 SR = 22_050
 
 
@@ -84,7 +86,7 @@ def test_tiny_training_run_produces_a_loadable_int8_model(dataset, tmp_path):
 def test_distillation_head_is_dropped_from_the_shipped_model_and_its_loss_counts():
     from genre_model.training.train import build_model, genre_and_embedding_loss
 
-    config = TrainConfig(data="", out="", widths=(4, 8), stem_stride=2, embed_weight=2.0, label_smoothing=0.0)
+    config = replace(TINY_NETWORK, embed_weight=2.0, label_smoothing=0.0)
     shipped, trained = build_model(3, config, embed_dim=5)
     x = np.zeros((2, 128, 128, 1), dtype=np.float32)
     assert shipped(x).shape == (2, 3) and trained(x).shape == (2, 8)
@@ -112,8 +114,8 @@ def test_pretraining_stage_learns_the_teacher_alone_then_the_genre_joins():
 def test_mean_and_max_pooling_feeds_both_statistics_of_every_channel_to_the_genre_head():
     from genre_model.training.train import build_model
 
-    mean_only, _ = build_model(3, TrainConfig(data="", out="", widths=(4, 8), stem_stride=2))
-    both, _ = build_model(3, TrainConfig(data="", out="", widths=(4, 8), stem_stride=2, pooling="mean+max"))
+    mean_only, _ = build_model(3, TINY_NETWORK)
+    both, _ = build_model(3, replace(TINY_NETWORK, pooling="mean+max"))
     assert mean_only.get_layer("genre").kernel.shape == (8, 3)
     assert both.get_layer("genre").kernel.shape == (16, 3)
 
@@ -154,7 +156,7 @@ def test_centred_level_makes_the_int8_model_deaf_to_a_gain_change(tmp_path):
     from genre_model.training.train import build_model
 
     keras.utils.set_random_seed(0)  # the overflow's trace in the output depends on the weights
-    shipped, _ = build_model(3, TrainConfig(data="", out="", widths=(4, 8), stem_stride=2, centre_level=True))
+    shipped, _ = build_model(3, replace(TINY_NETWORK, centre_level=True))
     x = np.random.default_rng(0).standard_normal((6, 128, 128)).astype(np.float32)
     louder = x + 0.8  # +0.8 std of the normalised log-mels: about +15 dB
     quiet = np.clip(x * 0.5 - 1.8, -2, None)  # mostly at the floor: XNNPACK's int8 mean of 16 384 overflowed here
@@ -174,7 +176,7 @@ def test_top_db_floor_follows_the_slice_so_a_gain_reaches_no_log_mel(tmp_path):
     from genre_model.training.train import build_model
 
     keras.utils.set_random_seed(0)
-    config = TrainConfig(data="", out="", widths=(4, 8), stem_stride=2, centre_level=True, top_db=30.0)
+    config = replace(TINY_NETWORK, centre_level=True, top_db=30.0)
     shipped, _ = build_model(3, config, log_mel_std=2.0)  # 30 dB = 6.9 ln units = 3.45 normalised units
     rng = np.random.default_rng(0)
     music = rng.standard_normal((4, 128, 128)).astype(np.float32)
@@ -188,7 +190,7 @@ def test_top_db_floor_follows_the_slice_so_a_gain_reaches_no_log_mel(tmp_path):
     # the int8 layers (REDUCE_MAX, MAXIMUM) follow the float ones: 0.002 here, where slices differ by 0.05
     assert np.abs(int8.predict_proba(quiet) - np.asarray(shipped(quiet[..., None]))).max() < 0.01
     assert np.abs(int8.predict_proba(louder) - int8.predict_proba(quiet)).max() < 0.01
-    untouched, _ = build_model(3, TrainConfig(data="", out="", widths=(4, 8), stem_stride=2, centre_level=True))
+    untouched, _ = build_model(3, replace(config, top_db=0.0))
     assert not np.allclose(np.asarray(untouched(quiet[..., None])), np.asarray(untouched(louder[..., None])),
                            atol=1e-3)
 
@@ -217,7 +219,7 @@ def test_mixup_mixes_windows_as_audio_power_and_targets_by_the_same_weight():
 def test_consistency_term_compares_two_versions_through_the_same_weights():
     from genre_model.training.train import build_model, genre_and_embedding_loss
 
-    config = TrainConfig(data="", out="", widths=(4, 8), stem_stride=2, label_smoothing=0.0, consistency_weight=2.0)
+    config = replace(TINY_NETWORK, label_smoothing=0.0, consistency_weight=2.0)
     shipped, trained = build_model(3, config, embed_dim=5)
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((2, 2, 128, 128, 1)).astype(np.float32)
