@@ -165,7 +165,7 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
         "Architecture: " + (f"each slice's log-mels floored {config['top_db']:g} dB below its loudest, "
                             if config.get("top_db") else "")
         + ("each slice's mean log-mel subtracted (playback level drops out), "
-                            if config.get("centre_level") else "")
+           if config.get("centre_level") else "")
         + f"conv3x3-BN-ReLU-maxpool blocks {tuple(config['widths'])} (first conv stride "
         f"{config.get('stem_stride', 1)}"
         + ("; the others depthwise-separable" if config.get("separable") else "") + "), conv, global "
