@@ -115,10 +115,11 @@ class SpectrogenrePlugin(BeetsPlugin):
             out_type=float,
         ))
         self._clf = None
+        self._settings = None
         self._track_log = self._log.info  # beets shows an import stage's info lines with -v
         if self.config["auto"].get(bool):
             self.import_stages = [self.imported]
-            self.register_listener("import_begin", self._load_on_import)
+            self.register_listener("import_begin", self._prepare_import)
 
     # -- model and settings -------------------------------------------------
 
@@ -138,15 +139,37 @@ class SpectrogenrePlugin(BeetsPlugin):
                 raise ui.UserError(f"spectrogenre: {exc}") from None
         return self._clf
 
-    def _load_on_import(self, session):
-        self.classifier  # noqa: B018 -- fail before the import touches anything
+    def _prepare(self, jobs=None):
+        """Load the model and check every setting: a bad one stops the run before any track is touched."""
+        self.classifier  # noqa: B018
+        settings = {
+            "count": self.config["count"].get(int),
+            "slices": self.config["slices"].get(int),
+            "timeout": self.config["timeout"].as_number(),
+            "min_confidence": self.config["min_confidence"].as_number(),
+            "threads": self.config["threads"].get(int),
+            "genre_map": self.config["genre_map"].get(dict) or {},
+            "aggregation": self._aggregation(),
+        }
+        for name, bad, rule in (
+            ("count", settings["count"] < 1, "at least 1"),
+            ("slices", settings["slices"] < 1, "at least 1"),
+            ("timeout", settings["timeout"] <= 0, "a number of seconds above 0"),
+            ("min_confidence", not 0 <= settings["min_confidence"] <= 1, "between 0 and 1"),
+            ("threads", settings["threads"] < 0, "0 (one per CPU) or more"),
+            ("--jobs", jobs is not None and jobs < 1, "at least 1"),
+        ):
+            if bad:
+                raise ui.UserError(f"spectrogenre: {name} must be {rule}")
+        settings["jobs"] = jobs or settings["threads"] or os.cpu_count() or 1
+        self._settings = settings
+
+    def _prepare_import(self, session):
+        self._prepare()
 
     def _genre_name(self, label):
-        names = self.config["genre_map"].get(dict) or {}
+        names = self._settings["genre_map"]
         return str(names.get(label) or DEFAULT_NAMES.get(label) or label.title())
-
-    def _jobs(self, jobs=None):
-        return max(1, jobs or self.config["threads"].get(int) or os.cpu_count() or 1)
 
     # -- command and import stage -------------------------------------------
 
@@ -171,7 +194,7 @@ class SpectrogenrePlugin(BeetsPlugin):
         self.config.set_args({"force": opts.force})
         self._track_log = self._log.debug  # and a command's debug lines with -v
         try:
-            self.classifier  # noqa: B018 -- a bad model stops us before any track is touched
+            self._prepare(opts.jobs)
         except KeyboardInterrupt:
             raise ui.UserError("interrupted") from None
         write = ui.should_write(opts.write)
@@ -179,12 +202,11 @@ class SpectrogenrePlugin(BeetsPlugin):
         try:
             if opts.album:
                 for album in lib.albums(args):
-                    votes = self.tag_items(lib, album.items(), write, opts.pretend, counts, self._jobs(opts.jobs))
+                    votes = self.tag_items(lib, album.items(), write, opts.pretend, counts)
                     self.tag_album(album, votes, opts.pretend)
             else:
                 items = lib.items(args)
-                self.tag_items(lib, items, write, opts.pretend, counts, self._jobs(opts.jobs),
-                               total=len(items))
+                self.tag_items(lib, items, write, opts.pretend, counts, total=len(items))
         except KeyboardInterrupt:
             raise ui.UserError("interrupted") from None
         finally:
@@ -193,14 +215,13 @@ class SpectrogenrePlugin(BeetsPlugin):
 
     def imported(self, session, task):
         """Tag the imported tracks; the importer writes the files afterwards if it writes tags."""
-        votes = self.tag_items(session.lib, task.imported_items(), write=False, pretend=False, counts=Counter(),
-                               jobs=self._jobs())
+        votes = self.tag_items(session.lib, task.imported_items(), write=False, pretend=False, counts=Counter())
         if task.is_album:
             self.tag_album(task.album, votes, pretend=False)
 
     # -- the work -----------------------------------------------------------
 
-    def tag_items(self, lib, items, write, pretend, counts, jobs, total=None):
+    def tag_items(self, lib, items, write, pretend, counts, total=None):
         """Analyse and tag ``items``; ``counts`` gathers analysed/changed/skipped/failed.
 
         Returns each analysed item's top genre and confidence by item id.
@@ -210,12 +231,11 @@ class SpectrogenrePlugin(BeetsPlugin):
         from genre_model.analysis import predict_tracks
         from genre_model.errors import DecodeError
 
-        aggregation = self._aggregation()
         progress = (total is not None and total > 1 and not pretend and sys.stderr.isatty()
                     and not self._log.isEnabledFor(logging.DEBUG))
         votes = {}
         with threadpool_limits(limits=1, user_api="blas"), \
-                closing(self._features(self._unskipped(items, counts), jobs)) as analysed, \
+                closing(self._features(self._unskipped(items, counts))) as analysed, \
                 BatchedCommits(lib) as batch:
             for group in analysed:
                 if wait_for([group[0][1]], timeout=0.2).not_done:
@@ -231,7 +251,8 @@ class SpectrogenrePlugin(BeetsPlugin):
                         counts["failed"] += 1
                 if not decoded:
                     continue
-                predictions = predict_tracks(self.classifier, [log_mels for _, log_mels in decoded], aggregation)
+                predictions = predict_tracks(self.classifier, [log_mels for _, log_mels in decoded],
+                                             self._settings["aggregation"])
                 for (item, _), prediction in zip(decoded, predictions):
                     if progress:
                         done = counts["analysed"] + counts["failed"] + counts["skipped"]
@@ -271,7 +292,7 @@ class SpectrogenrePlugin(BeetsPlugin):
             raise ui.UserError("spectrogenre: this model has no learned aggregator")
         return method
 
-    def _features(self, items, jobs):
+    def _features(self, items):
         """Yield lists of ``(item, future of its log-mel slices)`` in order, at most 2 * jobs in flight.
 
         A list is the next item and those after it whose features are ready, so their
@@ -279,10 +300,11 @@ class SpectrogenrePlugin(BeetsPlugin):
         """
         from genre_model.analysis import track_log_mels
 
+        jobs = self._settings["jobs"]
         options = {
-            "n_slices": self.config["slices"].get(int),
+            "n_slices": self._settings["slices"],
             "ffmpeg": self.config["ffmpeg"].get() or None,
-            "timeout": self.config["timeout"].as_number(),
+            "timeout": self._settings["timeout"],
         }
         frontend = self.classifier.frontend
         pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="spectrogenre")
@@ -300,8 +322,8 @@ class SpectrogenrePlugin(BeetsPlugin):
 
     def _apply(self, item, prediction, write, pretend):
         """Store (and write) one prediction; return "changed", "unchanged" or "failed"."""
-        threshold = self.config["min_confidence"].as_number()
-        top = prediction.top(self.config["count"].get(int))
+        threshold = self._settings["min_confidence"]
+        top = prediction.top(self._settings["count"])
         old = list(item.genres)
         accepted = [self._genre_name(label) for label, score in top if score >= threshold]
         new = accepted or old
@@ -346,7 +368,7 @@ class SpectrogenrePlugin(BeetsPlugin):
             weights[genre] += confidence
         if not weights:
             return
-        genres = [name for name, _ in weights.most_common(self.config["count"].get(int))]
+        genres = [name for name, _ in weights.most_common(self._settings["count"])]
         share = round(weights[genres[0]] / sum(weights.values()), CONFIDENCE_PLACES)
         self._report(pretend, "album {0.albumartist} - {0.album}: {1} {2:.2f} (was: {3})", album,
                      ", ".join(genres), share, ", ".join(album.genres) or "no genre")

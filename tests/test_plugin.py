@@ -127,7 +127,7 @@ def test_keep_existing_leaves_genred_tracks_alone(album):
 
 def test_min_confidence_keeps_genre_but_stores_confidence(album):
     album("modify", "-y", "title:Vibe Ace", "genres=Rock")
-    album.configure(min_confidence="1.01")
+    album.configure(min_confidence="1")
     album("spectrogenre")
     tags = tagged(album)
     assert tags["Vibe Ace"][0] == "Rock"
@@ -225,9 +225,27 @@ def test_ctrl_c_stops_promptly_and_leaves_no_half_tagged_track(album, audio):
         assert bool(row["genre_model"]) == bool(row["genres"]) == (float(row["genre_confidence"]) > 0), row
 
 
-def test_bad_aggregation_stops_before_any_track(album):
-    album.configure(aggregation="median")
+BAD_SETTINGS = [("aggregation", "median"), ("slices", "0"), ("count", "0"), ("timeout", "-5"),
+                ("min_confidence", "1.5"), ("threads", "many")]
+
+
+@pytest.mark.parametrize("setting, value", BAD_SETTINGS + [("--jobs", "0")])
+def test_bad_setting_stops_before_any_track(album, setting, value):
+    if setting.startswith("--"):
+        args = ["spectrogenre", setting, value]
+    else:
+        args = ["spectrogenre"]
+        album.configure(**{setting: value})
     before = album.snapshot()
-    proc = album.run("spectrogenre", check=False)
-    assert proc.returncode != 0 and "aggregation" in proc.output and "Traceback" not in proc.output
+    proc = album.run(*args, check=False)
+    (line,) = proc.output.strip().splitlines()
+    assert proc.returncode != 0 and setting in line, "one line naming the setting, and no summary"
     assert album.snapshot() == before
+
+
+@pytest.mark.parametrize("setting, value", BAD_SETTINGS[:2])
+def test_bad_setting_stops_import_before_any_track(beets, audio, setting, value):
+    beets.configure(**{setting: value})
+    proc = beets.run("import", "-A", "-q", str(audio / "album"), check=False)
+    assert proc.returncode != 0 and setting in proc.output and "Traceback" not in proc.output
+    assert beets.ls() == [], "not even added at its source path"
