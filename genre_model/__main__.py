@@ -14,8 +14,8 @@ from .inference import DEFAULT_MODEL
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m genre_model", description=__doc__.split("\n")[0]
-                                     + ": the genre model of spectrogenre.")
+    parser = argparse.ArgumentParser(prog="python -m genre_model",
+                                     description="Train, evaluate and run the genre model of spectrogenre.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a model on labelled audio (needs the [train] extra)",
