@@ -20,7 +20,10 @@ def track_log_mels(path: PathLike, frontend: dict, *, n_slices: int = N_SLICES,
                    timeout: float = DECODE_TIMEOUT_S) -> np.ndarray:
     """Log-mel slices of a track, ready for :meth:`GenreClassifier.predict_proba`.
 
-    ``duration`` (seconds) saves probing the file when the caller knows it.
+    ``duration`` (seconds) saves probing the file when the caller knows it;
+    when slices come back silent and the file proves shorter than that (tags
+    can overstate it: a VBR MP3 without a length header, a cut-short
+    download), they are placed again over its probed length.
     Silent slices are dropped; a track that is too short or wholly silent
     raises :class:`DecodeError`.
 
@@ -30,7 +33,8 @@ def track_log_mels(path: PathLike, frontend: dict, *, n_slices: int = N_SLICES,
     """
     sr, hop = frontend["sample_rate"], frontend["hop_length"]
     slice_samples = frontend["slice_frames"] * hop
-    if not duration or duration <= 0:
+    given = bool(duration and duration > 0)
+    if not given:
         duration = probe_duration(path, ffmpeg=ffmpeg, timeout=timeout)
     if duration < MIN_SECONDS:
         raise DecodeError(path, f"too short ({duration:.2f} s, need at least {MIN_SECONDS:g} s)")
@@ -41,7 +45,13 @@ def track_log_mels(path: PathLike, frontend: dict, *, n_slices: int = N_SLICES,
             y = pad_to_slice(y[:, : int(duration * sr)], n_samples=slice_samples, sr=sr)
         except ParameterError as exc:
             raise DecodeError(path, str(exc)) from None
-    y = y[np.abs(y).max(axis=1) >= SILENCE_PEAK]
+    audible = np.abs(y).max(axis=1) >= SILENCE_PEAK
+    if given and not audible.all():
+        probed = probe_duration(path, ffmpeg=ffmpeg, timeout=timeout)
+        if probed < duration - slice_samples / sr:
+            return track_log_mels(path, frontend, n_slices=n_slices, duration=probed, ffmpeg=ffmpeg,
+                                  timeout=timeout)
+    y = y[audible]
     if y.shape[0] == 0:
         raise DecodeError(path, "silent (no slice above -80 dBFS)")
     return log_mel_spectrogram(

@@ -121,7 +121,8 @@ def decode_segments(
     Each segment is read with input seeking (``-ss`` before its ``-i``) from
     ``PREROLL_S`` before its start (dropped again, so that MP3 and AAC decoders
     have warmed up), mixed to mono and resampled to ``sr``; a segment that runs
-    past the end is zero-padded. A segment at 0 is read without seeking, so
+    past the end is zero-padded, and one that starts past it (a file shorter
+    than its tags say) is silence. A segment at 0 is read without seeking, so
     short files come back whole; elsewhere AAC in MP4 may start up to one
     AAC frame (1024 samples) late, which ffmpeg's input seeking does not undo.
 
@@ -146,10 +147,11 @@ def decode_segments(
         if start > preroll:  # "-ss 0" drops the first frame of MP3 and of AAC in MP4
             cmd += ["-ss", f"{start - preroll:.6f}"]
         cmd += ["-t", f"{duration + preroll + 0.1:.6f}", "-i", source]
-        chains.append(
+        chains.append(  # silence after the audio, then cut: a segment past the end (no frames at all) is silence
             f"[{i}:a:0]aformat=sample_fmts=flt:sample_rates={sr}:channel_layouts=mono,"
-            f"atrim=start_sample={int(round(preroll * sr))},asetpts=PTS-STARTPTS,"
-            f"apad=whole_len={n_samples},atrim=end_sample={n_samples}[s{i}]"
+            f"atrim=start_sample={int(round(preroll * sr))},asetpts=PTS-STARTPTS[a{i}];"
+            f"anullsrc=r={sr}:cl=mono,aformat=sample_fmts=flt,atrim=end_sample={n_samples}[z{i}];"
+            f"[a{i}][z{i}]concat=n=2:v=0:a=1,atrim=end_sample={n_samples}[s{i}]"
         )
     labels = "".join(f"[s{i}]" for i in range(len(starts)))
     graph = ";".join(chains) + f";{labels}concat=n={len(starts)}:v=0:a=1[out]"

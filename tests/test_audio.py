@@ -66,6 +66,12 @@ def test_segment_past_the_end_is_zero_padded(clips):
     assert np.abs(y[0, int(1.2 * SAMPLE_RATE) :]).max() == 0.0
 
 
+
+def test_segments_that_start_past_the_end_are_silence(clips):
+    """What a file shorter than its tags say gives: silence to drop, not an ffmpeg error."""
+    y = decode_segments(clips["flac"], [41.0, 45.0, 10.0])
+    assert np.abs(y[:2]).max() == 0.0 and np.abs(y[2]).max() > 0.01
+
 def test_multichannel_high_rate_input_is_mixed_down_and_resampled(tmp_path):
     stereo = tmp_path / "six.wav"
     subprocess.run([find_ffmpeg(), "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=96000:duration=4",

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from audio_factory import DEMO_DIR
+from audio_factory import DEMO_DIR, encode
 from genre_model.analysis import analyse_file, predict_tracks, track_log_mels
 from genre_model.constants import frontend_params
 from genre_model.errors import ModelError
@@ -50,6 +50,14 @@ def test_string_orchestra_is_heard_as_classical(classifier):
     assert prediction.genre == "classical"
     assert 0.0 <= prediction.confidence <= 1.0
 
+
+
+def test_a_length_that_tags_overstate_is_probed_and_the_slices_placed_again(classifier, tmp_path):
+    """beets' length can exceed the audio (a VBR MP3 without a length header, a cut-short file)."""
+    path = encode(DEMO_DIR / "macleod-vibe-ace.ogg", tmp_path / "vibe.mp3", duration=20.0)
+    probed = track_log_mels(path, classifier.frontend)
+    np.testing.assert_array_equal(track_log_mels(path, classifier.frontend, duration=300.0), probed)
+    assert len(probed) == 5
 
 @pytest.fixture
 def model_copy(tmp_path):
