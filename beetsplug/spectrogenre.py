@@ -224,7 +224,8 @@ class SpectrogenrePlugin(BeetsPlugin):
     def tag_items(self, lib, items, write, pretend, counts, total=None):
         """Analyse and tag ``items``; ``counts`` gathers analysed/changed/skipped/failed.
 
-        Returns each analysed item's top genre and confidence by item id.
+        Returns each analysed item's top genre and confidence by item id, where the
+        genre was accepted (``min_confidence``).
         """
         from threadpoolctl import threadpool_limits
 
@@ -262,7 +263,8 @@ class SpectrogenrePlugin(BeetsPlugin):
                     counts[outcome] += 1
                     if outcome != "failed":
                         counts["analysed"] += 1
-                        votes[item.id] = (self._genre_name(prediction.genre), prediction.confidence)
+                        if prediction.confidence >= self._settings["min_confidence"]:
+                            votes[item.id] = (self._genre_name(prediction.genre), prediction.confidence)
         if progress:
             print("\r\033[K", end="", file=sys.stderr)
         return votes
@@ -353,15 +355,18 @@ class SpectrogenrePlugin(BeetsPlugin):
     def tag_album(self, album, votes, pretend):
         """Set the album's genres by its tracks' genres weighted by confidence.
 
-        ``votes`` are this run's predictions; tracks analysed earlier by the
-        same model vote with their stored genre and confidence.
+        ``votes`` are this run's accepted predictions; tracks analysed earlier by
+        the same model vote with their stored genre and confidence, if that
+        confidence reaches ``min_confidence`` (below it the stored genre is not
+        the model's).
         """
         tag = self.classifier.card.tag
         weights = Counter()
         for item in album.items():
             if item.id in votes:
                 genre, confidence = votes[item.id]
-            elif item.get("genre_model") == tag and item.genres:
+            elif (item.get("genre_model") == tag and item.genres
+                  and item.get("genre_confidence", 0.0) >= self._settings["min_confidence"]):
                 genre, confidence = item.genres[0], item.get("genre_confidence", 0.0)
             else:
                 continue

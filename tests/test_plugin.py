@@ -135,6 +135,17 @@ def test_min_confidence_keeps_genre_but_stores_confidence(album):
     assert all(0 < float(conf) <= 1 for _, conf in tags.values())
 
 
+
+def test_album_genre_is_voted_by_accepted_genres_only_and_holds_on_a_rerun(album):
+    album("spectrogenre")
+    tags = tagged(album)
+    surest = max(tags, key=lambda title: float(tags[title][1]))
+    album.configure(min_confidence=tags[surest][1])  # the other tracks' genres are now refused
+    album("spectrogenre", "--album", "--force")
+    voted = album.ls(album=True, fmt="$genres $genre_confidence")
+    album("spectrogenre", "--album")  # every track skipped: the stored genres vote
+    assert album.ls(album=True, fmt="$genres $genre_confidence") == voted == [f"{tags[surest][0]} 1.000"]
+
 def test_count_keeps_top_genres_best_first(album):
     album("spectrogenre")
     top = {title: genres for title, (genres, _) in tagged(album).items()}
