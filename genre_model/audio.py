@@ -25,6 +25,7 @@ PathLike = str | bytes | os.PathLike
 DECODE_TIMEOUT_S = 60.0  # one ffmpeg call; a hung decoder is abandoned after this
 PREROLL_S = 0.1  # decoded before each segment and dropped: lossy decoders need a frame or two after a seek
 _DURATION_RE = re.compile(rb"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
+_NO_OUTPUT = b"At least one output file must be specified"  # ffmpeg -i alone, on a file it could open
 
 
 @functools.lru_cache(maxsize=8)
@@ -100,9 +101,13 @@ def probe_duration(path: PathLike, *, ffmpeg: str | None = None, timeout: float 
     if exe is None:
         return _audioread_duration(path)
     _, _, stderr = _run([exe, "-hide_banner", "-nostdin", "-i", _input_arg(path)], path, timeout)
-    match = _DURATION_RE.search(stderr)
-    if match is None or b"Audio:" not in stderr:
+    if b"Audio:" not in stderr:
+        if _NO_OUTPUT in stderr:  # the file opened; ffmpeg only misses the output it was not given
+            raise DecodeError(path, "no audio stream")
         raise _ffmpeg_error(path, stderr, "no audio stream")
+    match = _DURATION_RE.search(stderr)
+    if match is None:  # no length in the container (Matroska written to a pipe): count the samples
+        return decode_full(path, ffmpeg=ffmpeg, timeout=timeout).size / SAMPLE_RATE
     h, m, s = match.groups()
     return int(h) * 3600 + int(m) * 60 + float(s)
 

@@ -112,6 +112,22 @@ def test_bad_files_raise_one_line_decode_errors(tmp_path, content, reason):
     assert "\n" not in str(err.value)
 
 
+
+def test_a_file_without_audio_is_one_clear_line(tmp_path):
+    video = tmp_path / "video.mp4"
+    subprocess.run([find_ffmpeg(), "-v", "error", "-f", "lavfi", "-i", "testsrc=d=2", "-c:v", "mpeg4", str(video)],
+                   check=True)
+    with pytest.raises(DecodeError, match=r"video\.mp4': no audio stream$"):
+        probe_duration(video)
+
+
+def test_a_container_without_a_length_is_measured_by_decoding(tmp_path):
+    stream = tmp_path / "stream.mka"  # Matroska written to a pipe states no duration
+    with open(stream, "wb") as f:
+        subprocess.run([find_ffmpeg(), "-v", "error", "-f", "lavfi", "-i", "sine=d=5", "-f", "matroska", "-"],
+                       stdout=f, check=True)
+    assert probe_duration(stream) == pytest.approx(5.0, abs=0.05)
+
 def test_missing_file(tmp_path):
     with pytest.raises(DecodeError, match="No such file"):
         probe_duration(tmp_path / "gone.flac")
