@@ -208,7 +208,7 @@ def _audioread_duration(path: PathLike) -> float:
         with audioread.audio_open(os.fsdecode(path)) as f:
             return float(f.duration)
     except (audioread.DecodeError, OSError, EOFError) as exc:
-        raise DecodeError(path, f"audioread: {exc or type(exc).__name__}") from None
+        raise DecodeError(path, f"audioread: {str(exc) or type(exc).__name__}") from None
 
 
 def _audioread_full(path: PathLike, sr: int) -> np.ndarray:
@@ -221,7 +221,7 @@ def _audioread_full(path: PathLike, sr: int) -> np.ndarray:
             native_sr, channels = f.samplerate, f.channels
             pcm = b"".join(f)
     except (audioread.DecodeError, OSError, EOFError) as exc:
-        raise DecodeError(path, f"audioread: {exc or type(exc).__name__}") from None
+        raise DecodeError(path, f"audioread: {str(exc) or type(exc).__name__}") from None
     y = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
     if y.size == 0:
         raise DecodeError(path, "no audio decoded")

@@ -146,3 +146,11 @@ def test_audioread_fallback_without_ffmpeg(tmp_path, monkeypatch):
     fallback = decode_segments(wav, [2.0])
     assert fallback.shape == (1, SLICE_SAMPLES)
     assert np.corrcoef(fallback[0], via_ffmpeg[0])[0, 1] > 0.99
+
+
+def test_audioread_failure_names_its_reason(tmp_path, monkeypatch):
+    junk = tmp_path / "junk.mp3"
+    junk.write_bytes(b"this is a text file, not audio\n" * 50)
+    monkeypatch.setattr(audio, "find_ffmpeg", lambda configured=None: None)
+    with pytest.raises(DecodeError, match=r"junk\.mp3': audioread: \S"):
+        decode_segments(junk, [0.0])
