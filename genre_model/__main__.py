@@ -172,7 +172,7 @@ def _evaluate(args) -> int:
     report = evaluate(args.data, args.model, split=args.split or None, n_slices=args.slices,
                       aggregation=args.aggregation, calibration=args.calibration or bool(args.reliability_plot),
                       with_robustness=args.robustness)
-    title = f"{report['model']} on {args.split}"
+    title = f"{report['model']} on {args.split or 'every track'}"
     if args.plot:
         from .plots import plot_confusion
 
@@ -184,7 +184,7 @@ def _evaluate(args) -> int:
     if args.json:
         print(json.dumps(report))
     else:
-        print(f"{report['model']} on {report['split']}: {report['n_tracks']} tracks")
+        print(f"{report['model']} on {args.split or 'every track'}: {report['n_tracks']} tracks")
         print("  (95% bootstrap intervals over tracks in brackets)")
         for key in ("track_accuracy", "balanced_accuracy", "slice_accuracy"):
             twin = report.get("float", {}).get(key)

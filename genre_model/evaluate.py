@@ -16,6 +16,7 @@ from .audio import find_ffmpeg
 from .calibration import Calibration, calibration_report, cross_validated_scores, reliability
 from .constants import N_SLICES
 from .dataset import LabelledTrack, read_tracks
+from .errors import ParameterError
 from .inference import GenreClassifier, float_twin_path
 
 BOOTSTRAP_DRAWS = 2000
@@ -205,6 +206,10 @@ def evaluate(data: str | Path, model: str | Path, *, split: str | None = "valid"
     method = aggregation or card.aggregation
     calibration_of_method = card.calibration(method)
     tracks = read_tracks(data, split)
+    unknown = sorted({t.genre for t in tracks} - set(classifier.labels))
+    if unknown:
+        raise ParameterError(f"genres the model does not know: {', '.join(unknown)} "
+                             f"(it knows {', '.join(classifier.labels)})")
     if log_mels is None:
         log_mels = split_log_mels(tracks, classifier.frontend, n_slices=n_slices)
     outputs = run_split(classifier, tracks, log_mels)

@@ -1,6 +1,7 @@
 """``python -m genre_model``: help, predict, and evaluate on the real validation split."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -36,6 +37,18 @@ def test_evaluate_without_the_data_is_one_clear_error(tmp_path):
     proc = run("evaluate", str(tmp_path), check=False)
     assert proc.returncode == 1 and "split list" in proc.stderr
 
+
+
+def test_evaluate_refuses_a_genre_the_model_does_not_know_before_decoding(tmp_path):
+    for genre, stem in (("classical", "brahms-hungarian-dance-5"), ("folk", "hobbs-lets-go-fishin")):
+        (tmp_path / genre).mkdir()
+        shutil.copy(DEMO_DIR / f"{stem}.ogg", tmp_path / genre)
+    proc = run("evaluate", str(tmp_path), "--split", "", check=False)
+    assert proc.returncode == 1 and proc.stderr.strip() == (
+        "error: genres the model does not know: folk (it knows blues, classical, country, disco, hiphop, jazz, "
+        "metal, pop, reggae, rock)")
+    shutil.rmtree(tmp_path / "folk")
+    assert run("evaluate", str(tmp_path), "--split", "").stdout.startswith("gtzan-cnn@1.1.0 on every track: 1 tracks")
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared GTZAN data not present")
 def test_evaluate_reproduces_the_shipped_model_card():
