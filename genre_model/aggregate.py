@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -75,6 +76,17 @@ def fit_aggregator(slice_probabilities: list[np.ndarray], targets: np.ndarray, n
     features = np.stack([aggregator_features(p) for p in slice_probabilities])
     return fit_softmax_regression(features, targets, n_genres)
 
+
+
+def aggregator_fits(params: Any, n_genres: int) -> bool:
+    """Whether stored aggregator parameters have the shapes :func:`fit_aggregator` gives ``n_genres``, all finite."""
+    n_features = aggregator_features(np.full((1, n_genres), 1.0 / n_genres)).size
+    shapes = {"weights": (n_features, n_genres), "bias": (n_genres,), "mean": (n_features,), "scale": (n_features,)}
+    try:
+        arrays = {key: np.asarray(params[key], dtype=np.float64) for key in shapes}
+    except (KeyError, TypeError, ValueError):
+        return False
+    return all(arrays[key].shape == shape and np.isfinite(arrays[key]).all() for key, shape in shapes.items())
 
 def track_scores(probabilities: np.ndarray, method: str = "mean", *, temperature: float = 1.0,
                  bias: np.ndarray | list[float] | None = None, aggregator: dict | None = None) -> np.ndarray:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .aggregate import AGGREGATIONS
+from .aggregate import AGGREGATIONS, aggregator_fits
 from .calibration import Calibration
 from .constants import FRONTEND_KEYS, frontend_params
 from .errors import ModelError
@@ -115,12 +115,15 @@ class ModelCard:
             raise ModelError(f"sidecar {source}: front-end parameters must be exactly {', '.join(FRONTEND_KEYS)}")
         if card.frontend != frontend_params():
             raise ModelError(f"sidecar {source}: front-end {card.frontend} differs from this version's {frontend_params()}")
-        if card.aggregation not in AGGREGATIONS or card.std <= 0 or card.temperature <= 0:
-            raise ModelError(f"sidecar {source}: bad aggregation, normalisation std or temperature")
+        if (card.aggregation not in AGGREGATIONS or not np.isfinite([card.mean, card.std, card.temperature]).all()
+                or card.std <= 0 or card.temperature <= 0):
+            raise ModelError(f"sidecar {source}: bad aggregation, normalisation or temperature")
         if card.bias is not None and (len(card.bias) != len(card.labels) or not np.all(np.isfinite(card.bias))):
             raise ModelError(f"sidecar {source}: bias must be one finite number per label")
         if card.aggregation == "learned" and card.aggregator is None:
             raise ModelError(f"sidecar {source}: learned aggregation without aggregator parameters")
+        if card.aggregator is not None and not aggregator_fits(card.aggregator, len(card.labels)):
+            raise ModelError(f"sidecar {source}: aggregator parameters do not fit {len(card.labels)} labels")
         return card
 
 

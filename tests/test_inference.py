@@ -141,6 +141,22 @@ def test_calibration_bias_that_is_not_one_finite_number_per_label(model_copy, bi
         GenreClassifier(model_copy)
 
 
+
+@pytest.mark.parametrize("temperature", [float("nan"), float("inf"), 0.0])
+def test_temperature_that_is_not_a_positive_number(model_copy, temperature):
+    _edit_sidecar(model_copy, temperature=temperature)
+    with pytest.raises(ModelError, match="temperature"):
+        GenreClassifier(model_copy)
+
+
+@pytest.mark.parametrize("damage", ["empty", "wrong shape"])
+def test_aggregator_that_does_not_fit_the_labels(model_copy, damage):
+    stored = json.loads(sidecar_path(model_copy).read_text())["aggregator"]
+    aggregator = {} if damage == "empty" else {**stored, "bias": stored["bias"][:-1]}
+    _edit_sidecar(model_copy, aggregation="learned", aggregator=aggregator)
+    with pytest.raises(ModelError, match="aggregator parameters do not fit 10 labels"):
+        GenreClassifier(model_copy)
+
 def test_stored_calibration_belongs_to_the_default_aggregation_and_each_twin_has_its_own(model_copy):
     _edit_sidecar(model_copy, aggregation="mean", temperature=2.0, bias=[0.1] * 10,
                   float_twin_calibration={"temperature": 3.0, "bias": None})
