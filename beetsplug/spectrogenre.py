@@ -133,11 +133,16 @@ class SpectrogenrePlugin(BeetsPlugin):
 
             path = self.config["model"].as_filename() if self.config["model"].get() else DEFAULT_MODEL
             try:
-                find_ffmpeg(self.config["ffmpeg"].get() or None)
+                find_ffmpeg(self._ffmpeg())
                 self._clf = GenreClassifier(path)
             except (ModelError, ParameterError) as exc:
                 raise ui.UserError(f"spectrogenre: {exc}") from None
         return self._clf
+
+    def _ffmpeg(self):
+        """The configured ffmpeg, ``~`` expanded (a bare name is still looked up on PATH), or None."""
+        configured = self.config["ffmpeg"].get()
+        return os.path.expanduser(str(configured)) if configured else None
 
     def _prepare(self, jobs=None):
         """Load the model and check every setting: a bad one stops the run before any track is touched."""
@@ -305,7 +310,7 @@ class SpectrogenrePlugin(BeetsPlugin):
         jobs = self._settings["jobs"]
         options = {
             "n_slices": self._settings["slices"],
-            "ffmpeg": self.config["ffmpeg"].get() or None,
+            "ffmpeg": self._ffmpeg(),
             "timeout": self._settings["timeout"],
         }
         frontend = self.classifier.frontend

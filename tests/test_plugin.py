@@ -96,6 +96,13 @@ def test_import_tags_tracks_and_album_and_goes_on_past_a_silent_file(beets, audi
     assert beets.ls("genre_confidence:1.001..") == []
 
 
+
+def test_configured_ffmpeg_path_may_start_with_a_tilde(album):
+    (album.root / "bin").mkdir()
+    (album.root / "bin" / "ffmpeg").symlink_to(FFMPEG)
+    album.configure(ffmpeg="~/bin/ffmpeg")  # the tests' HOME is the library's folder
+    assert summary(album("spectrogenre")) == "4 analysed, 4 changed, 0 skipped, 0 failed"
+
 def test_skipping_forcing_and_parallel_runs(album):
     album("spectrogenre", "--jobs", "1")
     serial = tagged(album)
