@@ -61,3 +61,8 @@ def test_mel_scale_round_trips_and_filters_cover_the_spectrum():
 def test_too_little_audio_is_a_parameter_error():
     with pytest.raises(ParameterError):
         log_mel_spectrogram(np.zeros(100))
+
+
+def test_the_cached_filterbank_cannot_be_changed_by_a_caller():
+    with pytest.raises(ValueError, match="read-only"):
+        mel_filterbank()[:] = 0.0
