@@ -190,7 +190,9 @@ def evaluate(data: str | Path, model: str | Path, *, split: str | None = "valid"
 
     Returns one JSON-ready dict: the int8 model's metrics at the top level, the
     float twin's (with its own calibration) under ``"float"`` with
-    ``"int8_float_agreement"`` (share of tracks given the same genre by both);
+    ``"int8_float_agreement"`` (share of tracks given the same genre by both, each
+    twin with its own calibration), ``"int8_float_agreement_uncalibrated"`` (the
+    bare networks) and ``"int8_float_slice_agreement"`` (share of slices);
     with ``calibration``, ``ece`` and the reliability bins of the stored
     confidence, its ``temperature`` and ``bias``, and under ``cross_validated``
     the accuracy and ECE of a calibration refitted without each track in turn
@@ -226,6 +228,12 @@ def evaluate(data: str | Path, model: str | Path, *, split: str | None = "valid"
             report["float"]["cross_validated"] = cross_validated(float_outputs, classifier.labels, method,
                                                                  card.aggregator)
         report["int8_float_agreement"] = round(float(np.mean(scores.argmax(axis=1) == float_scores.argmax(axis=1))), 4)
+        bare, float_bare = (split_track_scores(o, method, aggregator=card.aggregator).argmax(axis=1)
+                            for o in (outputs, float_outputs))
+        report["int8_float_agreement_uncalibrated"] = round(float(np.mean(bare == float_bare)), 4)
+        report["int8_float_slice_agreement"] = round(float(np.mean(np.concatenate(
+            [p.argmax(axis=1) == q.argmax(axis=1)
+             for p, q in zip(outputs.slice_probabilities, float_outputs.slice_probabilities)]))), 4)
     if calibration:
         report.update(calibration_report(scores, outputs.targets), temperature=calibration_of_method.temperature,
                       bias=None if calibration_of_method.bias is None

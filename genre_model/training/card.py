@@ -76,11 +76,15 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
             ["slice accuracy", valid["slice_accuracy"], twin.get("slice_accuracy", "-")],
             ["track accuracy, calibration cross-validated", valid["cross_validated"]["track_accuracy"],
              twin.get("cross_validated", {}).get("track_accuracy", "-")],
+            [f"track accuracy, uncalibrated ({valid['aggregation']})",
+             valid["track_accuracy_by_aggregation"][valid["aggregation"]],
+             twin.get("track_accuracy_by_aggregation", {}).get(valid["aggregation"], "-")],
         ]),
         "",
         "The track figures include the calibration (below), which was fitted on these tracks (each twin",
         "has its own, fitted on its own outputs); the cross-validated row scores every track with a",
-        "calibration fitted on the other valid tracks only.",
+        "calibration fitted on the other valid tracks only; the uncalibrated row compares the bare",
+        "networks.",
         "",
         f"On {valid['n_tracks']} tracks every figure moves by chance. 95% bootstrap intervals over the tracks",
         "(resampled within each genre, as the hidden test half was cut): track accuracy "
@@ -90,7 +94,9 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
         + format_interval(valid["cross_validated"]["interval_95"]["balanced_accuracy"]) + ".",
         "",
         f"{valid['n_tracks']} tracks, {valid['n_slices']} slices; int8 and float agree on "
-        f"{valid.get('int8_float_agreement', float('nan')):.1%} of the tracks.",
+        f"{valid.get('int8_float_agreement', float('nan')):.1%} of the tracks, each with its own calibration",
+        f"({valid.get('int8_float_agreement_uncalibrated', float('nan')):.1%} uncalibrated), and on "
+        f"{valid.get('int8_float_slice_agreement', float('nan')):.1%} of the slices.",
         "",
         "Per-genre recall (int8):",
         "",

@@ -466,7 +466,8 @@ def finish(config: TrainConfig, out: Path, facts: dict) -> dict:
                                                 -comparison[m]["calibrated_ece"]))
         sidecar["aggregation"] = best
         sidecar.update(_calibration_json(calibrations[best]))
-        # the float twin gets its own, so that int8 against float compares the networks, not one's calibration
+        # the float twin gets its own, fitted on its own outputs: each twin is compared as it would ship
+        # (the evaluation also compares the bare networks, uncalibrated and slice by slice)
         float_valid = run_split(GenreClassifier(float_twin_path(out)), valid_tracks, valid_log_mels)
         sidecar["float_twin_calibration"] = _calibration_json(
             fit_calibration(float_valid.slice_probabilities, float_valid.targets, best, aggregator))
