@@ -16,7 +16,7 @@ from genre_model.inference import GenreClassifier, float_twin_path, sidecar_path
 pytest.importorskip("tensorflow")
 pytest.importorskip("keras")
 
-from genre_model.training.train import TrainConfig, train  # noqa: E402
+from genre_model.training.train import TrainConfig, cached_windows, train  # noqa: E402
 
 TINY_NETWORK = TrainConfig(data="", out="", widths=(4, 8), stem_stride=2)  # builds and converts in seconds
 
@@ -50,6 +50,16 @@ def dataset(tmp_path_factory):
         (root / "splits" / f"{split}.txt").write_text("\n".join(names) + "\n")
     return root
 
+
+
+def test_a_first_run_trains_on_the_windows_a_cached_run_reads_back(dataset, tmp_path):
+    tracks = read_tracks(dataset, "train")[:2]
+    config = replace(TINY_NETWORK, codecs=(), cache_dir=str(tmp_path / "cache"))
+    first = cached_windows(tracks, config)
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+    for computed, cached in zip(first, cached_windows(tracks, config)):
+        assert computed.dtype == cached.dtype == np.float32
+        np.testing.assert_array_equal(computed, cached)
 
 def test_tiny_training_run_produces_a_loadable_int8_model(dataset, tmp_path):
     out = tmp_path / "tiny.tflite"

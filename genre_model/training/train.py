@@ -108,10 +108,10 @@ def cached_windows(tracks: list[LabelledTrack], config: TrainConfig) -> list[np.
     if path.is_file():
         with np.load(path) as cached:
             return [cached[str(i)].astype(np.float32) for i in range(len(tracks))]
-    windows = [np.stack(track_windows(t, config)) for t in tracks]
+    windows = [np.stack(track_windows(t, config)).astype(np.float16) for t in tracks]
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **{str(i): w.astype(np.float16) for i, w in enumerate(windows)})
-    return windows
+    np.savez(path, **{str(i): w for i, w in enumerate(windows)})
+    return [w.astype(np.float32) for w in windows]  # as a later run reads them back: the same inputs
 
 
 def build_dataset(tracks: list[LabelledTrack], labels: list[str], config: TrainConfig):
