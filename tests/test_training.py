@@ -16,6 +16,7 @@ from genre_model.inference import GenreClassifier, float_twin_path, sidecar_path
 pytest.importorskip("tensorflow")
 pytest.importorskip("keras")
 
+from genre_model.training.augment import CODECS  # noqa: E402
 from genre_model.training.train import TrainConfig, cached_windows, train  # noqa: E402
 
 TINY_NETWORK = TrainConfig(data="", out="", widths=(4, 8), stem_stride=2)  # builds and converts in seconds
@@ -60,6 +61,15 @@ def test_a_first_run_trains_on_the_windows_a_cached_run_reads_back(dataset, tmp_
     for computed, cached in zip(first, cached_windows(tracks, config)):
         assert computed.dtype == cached.dtype == np.float32
         np.testing.assert_array_equal(computed, cached)
+
+
+def test_the_window_cache_is_keyed_by_the_codec_arguments(dataset, tmp_path, monkeypatch):
+    tracks = read_tracks(dataset, "train")[:1]
+    config = replace(TINY_NETWORK, codecs=("mp3",), cache_dir=str(tmp_path))
+    cached_windows(tracks, config)
+    monkeypatch.setitem(CODECS, "mp3", [arg.replace("128k", "64k") for arg in CODECS["mp3"]])
+    cached_windows(tracks, config)
+    assert len(list(tmp_path.iterdir())) == 2, "other MP3 copies, another cache entry"
 
 def test_tiny_training_run_produces_a_loadable_int8_model(dataset, tmp_path):
     out = tmp_path / "tiny.tflite"

@@ -31,7 +31,7 @@ from ..evaluate import (classification_metrics, cross_validated, evaluate, run_s
 from ..features import log_mel_spectrogram
 from ..inference import GenreClassifier, float_twin_path, sha256_of, sidecar_path
 from ..slicing import training_windows
-from .augment import CLIP_DRIVE_DB, degraded_copy, gain_db_to_log_offset
+from .augment import CLIP_DRIVE_DB, CODECS, degraded_copy, gain_db_to_log_offset
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +96,12 @@ def track_windows(track: LabelledTrack, config: TrainConfig) -> list[np.ndarray]
 def cached_windows(tracks: list[LabelledTrack], config: TrainConfig) -> list[np.ndarray]:
     """:func:`track_windows` of every track, stored as float16 in ``config.cache_dir``.
 
-    The key covers the files (path, size, mtime), the copies (a clip's drive range too), the hop
-    and the front-end.
+    The key covers the files (path, size, mtime), the copies (each codec's ffmpeg arguments, a
+    clip's drive range), the hop and the front-end.
     """
     if not config.cache_dir:
         return [np.stack(track_windows(t, config)) for t in tracks]
-    copies = [f"clip{CLIP_DRIVE_DB}" if kind == "clip" else kind for kind in config.codecs]
+    copies = [f"clip{CLIP_DRIVE_DB}" if kind == "clip" else CODECS[kind] for kind in config.codecs]
     key = json.dumps([[str(t.path), t.path.stat().st_size, t.path.stat().st_mtime_ns] for t in tracks]
                      + [copies, config.window_hop_frames, frontend_params()])
     path = Path(config.cache_dir) / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
