@@ -559,7 +559,8 @@ def outputs_cached(teacher: MusicnnTeacher, key: str,
     Files: ``<cache_dir>/<sha1(TEACHER_VERSION, key)>.npy`` (embeddings) and ``….tags.npy``.
     ``key`` must identify the windows (e.g. ``f"{path}|{mtime}|hop={hop}|offset={offset}"``).
     ``windows`` may be a zero-argument callable, so decoding is skipped when the result
-    is cached. A cached result whose row count differs from ``len(windows)`` is recomputed.
+    is cached; the key alone then identifies the windows. Given an array, a cached result
+    whose row count differs from ``len(windows)`` is recomputed.
     Writes are atomic (temporary file + rename), so parallel runs never read half a file.
     """
     paths = _cache_paths(key, cache_dir)
