@@ -77,7 +77,6 @@ def fit_aggregator(slice_probabilities: list[np.ndarray], targets: np.ndarray, n
     return fit_softmax_regression(features, targets, n_genres)
 
 
-
 def aggregator_fits(params: Any, n_genres: int) -> bool:
     """Whether stored aggregator parameters have the shapes :func:`fit_aggregator` gives ``n_genres``, all finite."""
     n_features = aggregator_features(np.full((1, n_genres), 1.0 / n_genres)).size
@@ -87,6 +86,7 @@ def aggregator_fits(params: Any, n_genres: int) -> bool:
     except (KeyError, TypeError, ValueError):
         return False
     return all(arrays[key].shape == shape and np.isfinite(arrays[key]).all() for key, shape in shapes.items())
+
 
 def track_scores(probabilities: np.ndarray, method: str = "mean", *, temperature: float = 1.0,
                  bias: np.ndarray | list[float] | None = None, aggregator: dict | None = None) -> np.ndarray:
