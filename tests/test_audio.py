@@ -83,10 +83,10 @@ def test_multichannel_high_rate_input_is_mixed_down_and_resampled(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["-leading dash.flac", "$(touch pwned) 'q\".flac", "new\nline é.flac"])
-def test_hostile_names_are_only_ever_file_names(clips, tmp_path, name):
+def test_hostile_names_are_only_ever_file_names(clips, tmp_path, monkeypatch, name):
     target = tmp_path / name
     target.write_bytes(clips["flac"].read_bytes())
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     assert decode_segments(name, [1.0]).shape == (1, SLICE_SAMPLES)
     assert not (tmp_path / "pwned").exists()
 

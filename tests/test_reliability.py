@@ -17,7 +17,7 @@ import mutagen
 import pytest
 from bad_corpus import EITHER, FAILED, TAGGED, bad_files, hostile_names, release, spoil, two_hour_mp3
 from conftest import MODEL, Beets, requires_model
-from test_plugin import LABEL_NAMES, file_tags, summary
+from test_plugin import LABEL_NAMES, file_matches_row, file_tags, summary
 
 from genre_model.audio import decode_full
 
@@ -96,16 +96,26 @@ def test_hostile_file_names_are_tagged(beets, tmp_path):
     assert not list(tmp_path.rglob("pwned")) and not (cwd / "pwned").exists()
 
 
-def test_two_hour_file_is_analysed_without_decoding_it_all(tmp_path):
+def test_two_hour_file_is_analysed_without_decoding_it_all(tmp_path, monkeypatch):
+    from genre_model import audio
     from genre_model.analysis import track_log_mels
     from genre_model.inference import GenreClassifier
 
     path = two_hour_mp3(tmp_path / "two hours.mp3")
     frontend = GenreClassifier(MODEL).frontend
-    start = time.monotonic()
+    decoded_bytes = []
+    run = audio._run
+
+    def counting_run(*args, **kwargs):
+        returncode, stdout, stderr = run(*args, **kwargs)
+        decoded_bytes.append(len(stdout))
+        return returncode, stdout, stderr
+
+    monkeypatch.setattr(audio, "_run", counting_run)
     log_mels = track_log_mels(path, frontend)
-    assert time.monotonic() - start < 30
     assert log_mels.shape == (5, frontend["n_mels"], frontend["slice_frames"])
+    slice_bytes = frontend["slice_frames"] * frontend["hop_length"] * 4  # float32 samples
+    assert sum(decoded_bytes) == 5 * slice_bytes, "five slices decoded, nothing more"
 
 
 @pytest.fixture
@@ -164,10 +174,8 @@ def test_ctrl_c_at_random_points_never_leaves_a_broken_file_or_row(small_library
             if "library database" in line:  # beets is configured, the command is about to start
                 break
         time.sleep(rng.uniform(0.0, 1.2))
-        interrupted = time.monotonic()
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
-        assert time.monotonic() - interrupted < 5, attempt
         # finished (0), stopped with "error: interrupted" (1), or hit before or after the command (-SIGINT)
         assert proc.returncode in (0, 1, -signal.SIGINT), (attempt, err)
         if proc.returncode == 1:
@@ -183,8 +191,7 @@ def test_ctrl_c_at_random_points_never_leaves_a_broken_file_or_row(small_library
             if digests.get(title) != digest:  # rewritten: it must still decode and its tags parse
                 assert decode_full(row["path"]).size > 0 and mutagen.File(row["path"]) is not None
                 digests[title] = digest
-            if analysed_by_model(row):  # fully updated: database and file agree
-                assert file_tags(row["path"]) == ([row["genres"]], float(row["genre_confidence"])), (attempt, title)
-            else:
+            assert file_matches_row(row), (attempt, title)  # fully updated or untouched, in file and row
+            if not analysed_by_model(row):
                 assert row["genres"] == "", (attempt, title)
     assert 1 in outcomes, "some interrupts land in the middle of the run"
