@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections import Counter
@@ -166,15 +167,50 @@ def test_album_genre_is_voted_by_accepted_genres_only_and_holds_on_a_rerun(album
     assert album.ls(album=True, fmt="$genres $genre_confidence") == voted == [f"{tags[surest][0]} 1.000"]
 
 
-def test_count_keeps_top_genres_best_first(album):
+def model_top(beets: Beets, k: int) -> dict[str, list[tuple[str, float]]]:
+    """title: the shipped model's ``k`` best genres and scores for each library item, computed directly."""
+    from genre_model.analysis import analyse_file
+    from genre_model.inference import GenreClassifier
+
+    classifier = GenreClassifier(MODEL)
+    with sqlite3.connect(beets.db) as con:
+        lengths = dict(con.execute("SELECT title, length FROM items"))
+    return {title: analyse_file(row["path"], classifier, duration=lengths[title]).top(k)
+            for title, row in beets.items().items()}
+
+
+def test_count_keeps_top_genres_best_first_and_maps_their_names(album):
+    names = {"country": "Country & Western", "hiphop": "Hip-Hop"}
+    top = model_top(album, 3)
+    album.configure(count="3", genre_map="{country: Country & Western}")
     album("spectrogenre")
-    top = {title: genres for title, (genres, _) in tagged(album).items()}
-    album.configure(count="3", genre_map="{jazz: Jazz Music}")
+    expected = {title: "; ".join(names.get(label, label.title()) for label, _ in best) for title, best in top.items()}
+    assert {title: genres for title, (genres, _) in tagged(album).items()} == expected
+    assert any("Country & Western" in genres for genres in expected.values())
+
+    threshold = 0.3  # with min_confidence too: the top genres that reach it, or the old genres if none
+    album.configure(min_confidence=str(threshold))
     album("spectrogenre", "--force")
     for title, (genres, _) in tagged(album).items():
-        names = genres.split("; ")
-        assert len(names) == 3 and len(set(names)) == 3
-        assert names[0] == top[title].replace("Jazz", "Jazz Music")
+        kept = [names.get(label, label.title()) for label, score in top[title] if score >= threshold]
+        assert genres == "; ".join(kept or expected[title].split("; ")), title
+
+
+def test_settings_for_write_force_aggregation_and_slices_are_honoured(album):
+    before = album.snapshot()[2]
+    album("spectrogenre", "-W")
+    assert album.snapshot()[2] == before, "-W: no file written"
+    assert len(tagged(album)) == 4
+
+    album.configure(force="yes")
+    assert summary(album("spectrogenre")).startswith("4 analysed"), "force: in the config, as --force"
+
+    album.configure(aggregation="vote")
+    album("spectrogenre")
+    assert any(conf != "1.000" for _, conf in tagged(album).values()), "five slices can split their vote"
+    album.configure(slices="1")
+    album("spectrogenre")
+    assert all(conf == "1.000" for _, conf in tagged(album).values()), "one slice: a unanimous vote"
 
 
 def test_broken_files_are_logged_and_left_untouched(album, audio):
