@@ -52,7 +52,6 @@ def dataset(tmp_path_factory):
     return root
 
 
-
 def test_a_first_run_trains_on_the_windows_a_cached_run_reads_back(dataset, tmp_path, monkeypatch):
     tracks = read_tracks(dataset, "train")[:2]
     config = replace(TINY_NETWORK, codecs=(), cache_dir=str(tmp_path / "cache"))
