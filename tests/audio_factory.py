@@ -21,6 +21,8 @@ FORMATS = {
     "opus": ["-c:a", "libopus", "-b:a", "64k"],
     "m4a": ["-c:a", "aac", "-b:a", "96k"],
     "wav": ["-c:a", "pcm_s16le", "-write_id3v2", "1"],
+    "aiff": ["-c:a", "pcm_s16be", "-write_id3v2", "1"],
+    "wma": ["-c:a", "wmav2", "-b:a", "128k"],
 }
 
 

@@ -12,6 +12,7 @@ from collections import Counter
 
 import mutagen
 import pytest
+from mutagen.asf import ASF
 from mutagen.id3 import ID3
 from mutagen.mp4 import MP4
 from conftest import FFMPEG, MODEL, REPO, RECORDINGS, Beets, requires_model
@@ -37,7 +38,10 @@ def file_tags(path: str) -> tuple[list[str], float | None]:
     """Genres and confidence as stored in the file's own tag format; ``([], None)`` where absent."""
     f = mutagen.File(path)
     tags = f.tags or {}
-    if isinstance(f.tags, ID3):  # MP3 and WAV
+    if isinstance(f, ASF):
+        confidence = tags.get("spectrogenre/GenreConfidence")
+        return [str(g) for g in tags.get("WM/Genre", [])], float(str(confidence[0])) if confidence else None
+    if isinstance(f.tags, ID3):  # MP3, WAV and AIFF
         confidence = tags.get("TXXX:GENRE_CONFIDENCE")
         return (list(tags["TCON"].text) if "TCON" in tags else [],
                 float(confidence.text[0]) if confidence else None)
@@ -66,13 +70,13 @@ def album(beets, audio) -> Beets:
 def test_import_tags_every_format_and_tags_round_trip(beets, audio, tmp_path):
     beets("import", "-A", "-q", "-s", str(audio / "formats"))
     tags = tagged(beets, key="format")
-    assert sorted(tags) == ["AAC", "FLAC", "MP3", "OGG", "Opus", "WAVE"]
+    assert sorted(tags) == ["AAC", "AIFF", "FLAC", "MP3", "OGG", "Opus", "WAVE", "Windows Media"]
     for genres, confidence in tags.values():
         assert genres in LABEL_NAMES and 0 < float(confidence) <= 1
-    # the same audio in six codecs: the same genre
+    # the same audio in eight formats: the same genre
     assert len({genres for genres, _ in tags.values()}) == 1
 
-    assert "6 analysed" in summary(beets("spectrogenre", "--force", "--write"))
+    assert "8 analysed" in summary(beets("spectrogenre", "--force", "--write"))
     for row in beets.items().values():
         assert file_tags(row["path"]) == ([row["genres"]], float(row["genre_confidence"])), row["path"]
 

@@ -120,7 +120,7 @@ def test_two_hour_file_is_analysed_without_decoding_it_all(tmp_path, monkeypatch
 
 @pytest.fixture
 def small_library(beets, audio) -> Beets:
-    """The demo recording in six formats, imported without analysis."""
+    """The demo recording in every test format, imported without analysis."""
     beets.configure(auto="no")
     beets("import", "-A", "-q", "-s", str(audio / "formats"))
     return beets
