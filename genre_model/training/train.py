@@ -168,7 +168,7 @@ def build_model(n_labels: int, config: TrainConfig, *, embed_dim: int = 0, n_mel
     conv = layers.SeparableConv2D if config.separable else layers.Conv2D
     x = inputs
     if config.top_db:
-        floor = config.top_db * np.log(10) / 10 / log_mel_std
+        floor = gain_db_to_log_offset(config.top_db) / log_mel_std
         x = layers.Lambda(lambda t: ops.maximum(t, ops.max(t, axis=(1, 2, 3), keepdims=True) - floor),
                           name="top_db")(x)
     if config.centre_level:  # two means of 128: LiteRT's XNNPACK int8 mean overflows on one of 16 384
