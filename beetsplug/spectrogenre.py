@@ -127,27 +127,29 @@ class SpectrogenrePlugin(BeetsPlugin):
     def classifier(self):
         """The genre classifier, loaded on first use; a bad model is a UserError."""
         if self._clf is None:
-            from genre_model.audio import find_ffmpeg
-            from genre_model.errors import ModelError, ParameterError
+            from genre_model.errors import ModelError
             from genre_model.inference import DEFAULT_MODEL, GenreClassifier
 
             path = self.config["model"].as_filename() if self.config["model"].get() else DEFAULT_MODEL
             try:
-                find_ffmpeg(self._ffmpeg())
                 self._clf = GenreClassifier(path)
-            except (ModelError, ParameterError) as exc:
+            except ModelError as exc:
                 raise ui.UserError(f"spectrogenre: {exc}") from None
         return self._clf
 
-    def _ffmpeg(self):
-        """The configured ffmpeg, ``~`` expanded (a bare name is still looked up on PATH), or None."""
-        configured = self.config["ffmpeg"].get()
-        return os.path.expanduser(str(configured)) if configured else None
-
     def _prepare(self, jobs=None):
         """Load the model and check every setting: a bad one stops the run before any track is touched."""
+        from genre_model.audio import find_ffmpeg
+        from genre_model.errors import ParameterError
+
         self.classifier  # noqa: B018
+        configured = self.config["ffmpeg"].get()
+        try:  # ~ expanded; a bare name is looked up on PATH; None: ffmpeg on PATH, imageio-ffmpeg's, or audioread
+            ffmpeg = find_ffmpeg(os.path.expanduser(str(configured)) if configured else None)
+        except ParameterError as exc:
+            raise ui.UserError(f"spectrogenre: {exc}") from None
         settings = {
+            "ffmpeg": ffmpeg,
             "count": self.config["count"].get(int),
             "slices": self.config["slices"].get(int),
             "timeout": self.config["timeout"].as_number(),
@@ -310,7 +312,7 @@ class SpectrogenrePlugin(BeetsPlugin):
         jobs = self._settings["jobs"]
         options = {
             "n_slices": self._settings["slices"],
-            "ffmpeg": self._ffmpeg(),
+            "ffmpeg": self._settings["ffmpeg"],
             "timeout": self._settings["timeout"],
         }
         frontend = self.classifier.frontend
