@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import re
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 from collections import Counter
+from contextlib import closing
 
 import mutagen
 import pytest
@@ -270,6 +274,58 @@ def test_bad_model_stops_before_any_track(album, tmp_path, damage):
     (line,) = proc.output.strip().splitlines()
     assert line.startswith("error: spectrogenre: ") and str(model) in line
     assert album.snapshot() == before
+
+
+def test_progress_counter_is_drawn_on_a_terminal_only(album):
+    primary, terminal = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "beets", "spectrogenre"], env=album.env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=terminal, text=True)
+    os.close(terminal)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(primary)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, drawn
+    assert summary(out) == "4 analysed, 4 changed, 0 skipped, 0 failed"
+    drawn = drawn.decode()
+    assert re.findall(r"\rspectrogenre: (\d+)/4", drawn) == ["1", "2", "3", "4"]
+    assert drawn.endswith("\r\033[K"), "the counter is cleared at the end"
+    piped = album("spectrogenre", "-f")
+    assert summary(piped).startswith("4 analysed") and not re.search(r"spectrogenre: \d+/4", piped)
+
+
+def test_batched_commits_share_one_transaction_until_their_time_is_up(tmp_path):
+    from beets.library import Item, Library
+
+    from beetsplug.spectrogenre import BatchedCommits
+
+    lib = Library(str(tmp_path / "library.db"))
+
+    def committed() -> set[str]:  # what another connection, such as a second beet, sees
+        with closing(sqlite3.connect(tmp_path / "library.db")) as other:
+            return {title for (title,) in other.execute("SELECT title FROM items")}
+
+    with BatchedCommits(lib, seconds=3600) as batch:
+        for title in ("a", "b"):
+            batch.begin()
+            lib.add(Item(title=title))
+        assert committed() == set()
+    assert committed() == {"a", "b"}, "committed at the end"
+    with BatchedCommits(lib, seconds=0) as batch:
+        batch.begin()
+        lib.add(Item(title="c"))
+        batch.begin()
+        assert committed() == {"a", "b", "c"}, "committed once its time is up"
+        lib.add(Item(title="d"))
+        assert "d" not in committed()
+    assert committed() == {"a", "b", "c", "d"}
 
 
 def test_loading_the_plugin_imports_no_numpy_or_model():
