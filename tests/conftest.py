@@ -83,10 +83,10 @@ class Beets:
         return dict(os.environ, BEETSDIR=str(self.root), HOME=str(self.root),
                     PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
 
-    def popen(self, *args: str) -> subprocess.Popen:
-        """Start ``beet`` without waiting for it."""
+    def popen(self, *args: str, stderr=subprocess.PIPE) -> subprocess.Popen:
+        """Start ``beet`` without waiting for it (``stderr``: a pipe, or a file descriptor such as a terminal's)."""
         return subprocess.Popen([sys.executable, "-m", "beets", *args], env=self.env, text=True,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr)
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         proc = subprocess.run([sys.executable, "-m", "beets", *args], env=self.env, capture_output=True,

@@ -278,8 +278,7 @@ def test_bad_model_stops_before_any_track(album, tmp_path, damage):
 
 def test_progress_counter_is_drawn_on_a_terminal_only(album):
     primary, terminal = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "beets", "spectrogenre"], env=album.env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=terminal, text=True)
+    proc = album.popen("spectrogenre", stderr=terminal)
     os.close(terminal)
     drawn = b""
     while True:
