@@ -46,6 +46,24 @@ def interrupt_deferred():
             raise KeyboardInterrupt
 
 
+@contextmanager
+def ctrl_c_as_user_error():
+    """Report Ctrl-C as beets' one-line "error: interrupted" instead of a traceback.
+
+    Python 3.11 wraps an exception raised while a class body's descriptors are
+    set up (a dataclass being imported, say) in a RuntimeError: such a Ctrl-C,
+    landing during one of the plugin's lazy imports, is recognised by its cause.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise ui.UserError("interrupted") from None
+    except RuntimeError as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            raise ui.UserError("interrupted") from None
+        raise
+
+
 def _ready_prefix(pending):
     """Pop the first of ``pending`` (ready or not) and the ready ones that follow it."""
     group = [pending.popleft()]
@@ -200,22 +218,19 @@ class SpectrogenrePlugin(BeetsPlugin):
     def command(self, lib, opts, args):
         self.config.set_args({"force": opts.force})
         self._track_log = self._log.debug  # and a command's debug lines with -v
-        try:
+        with ctrl_c_as_user_error():
             self._prepare(opts.jobs)
-        except KeyboardInterrupt:
-            raise ui.UserError("interrupted") from None
         write = ui.should_write(opts.write)
         counts = Counter()
         try:
-            if opts.album:
-                for album in lib.albums(args):
-                    votes = self.tag_items(lib, album.items(), write, opts.pretend, counts)
-                    self.tag_album(album, votes, opts.pretend)
-            else:
-                items = lib.items(args)
-                self.tag_items(lib, items, write, opts.pretend, counts, total=len(items))
-        except KeyboardInterrupt:
-            raise ui.UserError("interrupted") from None
+            with ctrl_c_as_user_error():
+                if opts.album:
+                    for album in lib.albums(args):
+                        votes = self.tag_items(lib, album.items(), write, opts.pretend, counts)
+                        self.tag_album(album, votes, opts.pretend)
+                else:
+                    items = lib.items(args)
+                    self.tag_items(lib, items, write, opts.pretend, counts, total=len(items))
         finally:
             ui.print_("spectrogenre: {analysed} analysed, {changed} changed, {skipped} skipped, "
                       "{failed} failed".format_map(counts))

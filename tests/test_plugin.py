@@ -300,6 +300,21 @@ def test_progress_counter_is_drawn_on_a_terminal_only(album):
     assert summary(piped).startswith("4 analysed") and not re.search(r"spectrogenre: \d+/4", piped)
 
 
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt(), RuntimeError("Error calling __set_name__")],
+                         ids=["plain", "wrapped-by-a-class-body"])
+def test_ctrl_c_becomes_one_error_line_even_when_python_wraps_it(interrupt):
+    from beets.ui import UserError
+
+    from beetsplug.spectrogenre import ctrl_c_as_user_error
+
+    if isinstance(interrupt, RuntimeError):
+        interrupt.__cause__ = KeyboardInterrupt()
+    with pytest.raises(UserError, match="^interrupted$"), ctrl_c_as_user_error():
+        raise interrupt
+    with pytest.raises(RuntimeError, match="unrelated"), ctrl_c_as_user_error():
+        raise RuntimeError("unrelated")
+
+
 def test_batched_commits_share_one_transaction_until_their_time_is_up(tmp_path):
     from beets.library import Item, Library
 
