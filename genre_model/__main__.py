@@ -205,6 +205,8 @@ def _evaluate(args) -> int:
         for condition, agreement in report.get("agreement", {}).items():
             print(f"  agreement {condition:18} {agreement:.3f} "
                   + format_interval(report["agreement_interval_95"][condition]))
+        if "encoder" in report:
+            print(f"  copies made by {report['encoder']}")
     return 0
 
 

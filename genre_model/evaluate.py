@@ -50,6 +50,17 @@ def degrade(path: Path, condition: str, out_dir: Path) -> Path:
     return out
 
 
+def encoder_version() -> str:
+    """The first line of ``ffmpeg -version`` for the ffmpeg that :func:`degrade` runs.
+
+    Robustness figures hold for one encoder: codec versions change the copies, and
+    libopus also picks its SIMD code by the CPU at run time, so its copies differ
+    between machines.
+    """
+    proc = subprocess.run([find_ffmpeg(), "-version"], check=True, capture_output=True)
+    return proc.stdout.decode("utf-8", "replace").splitlines()[0]
+
+
 def split_log_mels(tracks: list[LabelledTrack], frontend: dict, *, n_slices: int = N_SLICES) -> list[np.ndarray]:
     """Log-mel slices of each track, taken exactly as the plugin takes them."""
     return [track_log_mels(t.path, frontend, n_slices=n_slices) for t in tracks]
@@ -197,8 +208,9 @@ def evaluate(data: str | Path, model: str | Path, *, split: str | None = "valid"
     confidence, its ``temperature`` and ``bias``, and under ``cross_validated``
     the accuracy and ECE of a calibration refitted without each track in turn
     (the honest figures on the split it was fitted on); with
-    ``with_robustness``, ``agreement`` per re-encoding and gain condition, and under
-    ``flipped`` the tracks whose genre each condition changes.
+    ``with_robustness``, ``agreement`` per re-encoding and gain condition, under
+    ``flipped`` the tracks whose genre each condition changes, and under ``encoder``
+    the ffmpeg that made the copies.
     Accuracies and agreements come with 95% bootstrap intervals over tracks
     (``interval_95``, ``agreement_interval_95``), the ECE with what a perfectly
     calibrated model would show on as many tracks (``ece_if_calibrated``).
@@ -243,6 +255,7 @@ def evaluate(data: str | Path, model: str | Path, *, split: str | None = "valid"
         kept = robustness(classifier, tracks, scores.argmax(axis=1), n_slices=n_slices, aggregation=method)
         report["agreement"] = {c: round(float(same.mean()), 4) for c, same in kept.items()}
         report["flipped"] = {c: [str(t.path) for t, k in zip(tracks, same) if not k] for c, same in kept.items()}
+        report["encoder"] = encoder_version()
         report["agreement_interval_95"] = {
             c: bootstrap_interval(lambda ix, same=same: same[ix].mean(), outputs.targets) for c, same in kept.items()}
     return report

@@ -95,6 +95,7 @@ def test_tiny_training_run_produces_a_loadable_int8_model(dataset, tmp_path):
     # robustness: every condition; each agreement is the share of tracks not listed as flipped
     valid = report["valid"]
     assert set(valid["agreement"]) == set(CONDITIONS) == set(valid["flipped"])
+    assert valid["encoder"].startswith("ffmpeg version ")
     for condition, agreement in valid["agreement"].items():
         assert agreement == pytest.approx(1 - len(valid["flipped"][condition]) / 3, abs=1e-4)
     tracks = read_tracks(dataset, "valid")
@@ -105,6 +106,17 @@ def test_tiny_training_run_produces_a_loadable_int8_model(dataset, tmp_path):
     assert set(report["valid"]["confusion"]["labels"]) == {"clicks", "noise", "tones"}
     p = classifier.predict_proba(np.zeros((2, 128, 128), dtype=np.float32))
     assert p.shape == (2, 3) and np.allclose(p.sum(axis=1), 1.0, atol=0.05)
+
+    # the model card: its tables from the report, the encoder that made the copies, both figures
+    from genre_model.training.card import write_model_card
+
+    page = write_model_card(report, out, "python -m genre_model train DATA").read_text()
+    assert page.startswith("# Model card: tiny 0.0.1\n")
+    for condition, agreement in valid["agreement"].items():
+        assert f"| {condition} | {agreement} |" in page
+    assert f"Copies made by {valid['encoder']}, on one machine" in page
+    assert "```\npython -m genre_model train DATA\n```" in page
+    assert (tmp_path / "tiny-confusion.png").stat().st_size > 0 and (tmp_path / "tiny-reliability.png").is_file()
 
 
 def test_distillation_head_is_dropped_from_the_shipped_model_and_its_loss_counts():

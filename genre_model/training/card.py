@@ -152,6 +152,9 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
         *_table(["condition", "agreement", "95% interval"],
                 [[c, a, format_interval(valid["agreement_interval_95"][c])] for c, a in valid["agreement"].items()]),
         "",
+        *([f"Copies made by {valid['encoder']}, on one machine: the Opus copies differ between CPUs "
+           "(ffmpeg's resampler and libopus pick SIMD code at run time), the others do not.", ""]
+          if "encoder" in valid else []),
         "## Training",
         f"Seed {config['seed']}, "
         + (f"{config['pretrain_epochs']} epochs on the teacher's targets alone, then "
