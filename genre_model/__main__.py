@@ -76,6 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--pitch-bands", type=int, default=0,
                        help="shift each training window up or down by up to this many mel bands (about half "
                        "a semitone each above 1 kHz); 0 for none (default: %(default)s)")
+    train.add_argument("--min-windows", type=int, default=1,
+                       help="training windows per track at least: an excerpt too short for them gets them "
+                       "shifted over its slack, or, when shorter than a slice, rotated so that the seam of "
+                       "its repetition moves (default: %(default)s)")
     train.add_argument("--lowpass", type=float, default=0.0,
                        help="share of training windows whose top mel bands are cut, as by a lossy "
                        "encoder's lowpass (default: %(default)s)")
@@ -153,6 +157,7 @@ def _train(args, argv: list[str] | None) -> int:
                              consistency_weight=args.consistency_weight, mixup=args.mixup,
                              gain_in_power=args.gain_in_power, separable=args.separable,
                              centre_level=args.centre_level, top_db=args.top_db, pitch_bands=args.pitch_bands,
+                             min_windows=args.min_windows,
                              widths=tuple(int(w) for w in args.widths.split(",")),
                              codecs=codecs)
     except ValueError as exc:

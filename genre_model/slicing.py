@@ -48,13 +48,29 @@ def pad_to_slice(y: np.ndarray, *, n_samples: int = SLICE_SAMPLES, sr: int = SAM
 
 
 def training_windows(y: np.ndarray, *, hop: int, n_samples: int = SLICE_SAMPLES,
-                     offset: int = 0) -> np.ndarray:
+                     offset: int = 0, min_windows: int = 1) -> np.ndarray:
     """All slice-long windows of a track, ``hop`` samples apart, starting at ``offset``.
+
+    A track too short for ``min_windows`` windows at ``hop`` gets that many all
+    the same, spread evenly: over its length when it is shorter than a slice
+    (the audio repeated as :func:`pad_to_slice` repeats it, each window starting
+    at another point of it, so the seam moves), else over the slack between its
+    length and a slice.
 
     Returns
     -------
-    windows : np.ndarray [shape=(n_windows, n_samples)], a view of ``y``
+    windows : np.ndarray [shape=(n_windows, n_samples)]
     """
+    y = np.asarray(y)
+    length = y.shape[-1]
+    if min_windows > 1 and length < n_samples + (min_windows - 1) * hop:
+        pad_to_slice(y, n_samples=n_samples)  # refuses audio that is too short
+        if length < n_samples:
+            starts = np.arange(min_windows) * length // min_windows
+            y = np.tile(y, -(-(n_samples + length) // length))
+        else:
+            starts = np.arange(min_windows) * (length - n_samples) // max(1, min_windows - 1)
+        return np.stack([y[s:s + n_samples] for s in starts])
     y = pad_to_slice(y, n_samples=n_samples)
     offset = offset % max(1, y.size - n_samples + 1)
     return np.lib.stride_tricks.sliding_window_view(y[offset:], n_samples)[::hop]

@@ -44,3 +44,31 @@ def test_training_windows_cover_the_track():
     w = training_windows(y, hop=SAMPLE_RATE)
     assert w.shape == (1 + (y.size - SLICE_SAMPLES) // SAMPLE_RATE, SLICE_SAMPLES)
     np.testing.assert_array_equal(w[3], y[3 * SAMPLE_RATE : 3 * SAMPLE_RATE + SLICE_SAMPLES])
+
+
+def test_an_excerpt_shorter_than_a_slice_gives_min_windows_rotations_of_its_repetition():
+    y = np.arange(2 * SAMPLE_RATE, dtype=np.float32)
+    w = training_windows(y, hop=SAMPLE_RATE, min_windows=4)
+    assert w.shape == (4, SLICE_SAMPLES)
+    np.testing.assert_array_equal(w[0], pad_to_slice(y))  # the first is the slice inference sees
+    tiled = np.tile(y, 3)
+    for k in range(4):  # each starts a quarter further into the excerpt, so the seam moves
+        start = k * y.size // 4
+        np.testing.assert_array_equal(w[k], tiled[start:start + SLICE_SAMPLES])
+
+
+def test_an_excerpt_a_little_longer_than_a_slice_gives_min_windows_over_its_slack():
+    y = np.arange(int(2.9 * SAMPLE_RATE), dtype=np.float32)
+    w = training_windows(y, hop=SAMPLE_RATE, min_windows=3)
+    assert w.shape == (3, SLICE_SAMPLES)
+    np.testing.assert_array_equal(w[0], y[:SLICE_SAMPLES])  # no seam: it fits without repetition
+    np.testing.assert_array_equal(w[-1], y[-SLICE_SAMPLES:])
+    assert training_windows(y, hop=SAMPLE_RATE).shape == (1, SLICE_SAMPLES)
+
+
+def test_min_windows_leaves_a_long_track_and_the_length_check_as_they_are():
+    y = np.random.default_rng(0).standard_normal(30 * SAMPLE_RATE).astype(np.float32)
+    np.testing.assert_array_equal(training_windows(y, hop=SAMPLE_RATE, min_windows=4),
+                                  training_windows(y, hop=SAMPLE_RATE))
+    with pytest.raises(ParameterError, match="1.00 s"):
+        training_windows(y[:SAMPLE_RATE], hop=SAMPLE_RATE, min_windows=4)

@@ -161,7 +161,10 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
            if config.get("pretrain_epochs") and config.get("distill") else "")
         + f"{config['epochs']} epochs, batch {config['batch_size']}, Adam with cosine decay "
         f"from {config['learning_rate']}, label smoothing {config['label_smoothing']}; windows every "
-        f"{config['window_hop_frames']} frames, each epoch in the original or a degraded copy "
+        f"{config['window_hop_frames']} frames"
+        + (f" (at least {config['min_windows']} a track: a shorter excerpt's shifted over its slack, or "
+           "rotated through its repetition)" if config.get("min_windows", 1) > 1 else "")
+        + ", each epoch in the original or a degraded copy "
         f"({', '.join(config['codecs']) or 'none'}); random gain +-{config['gain_db']} dB, spectral tilt +-{config['tilt']} ln units"
         + (" (on the mel power, under the log floor)" if config.get("gain_in_power") else "") + ", "
         + (f"pitch shift by up to {config['pitch_bands']} mel bands, " if config.get("pitch_bands") else "")

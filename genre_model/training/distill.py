@@ -29,8 +29,8 @@ from .teacher import MusicnnTeacher, outputs_cached, unlabelled_audio_files
 log = logging.getLogger(__name__)
 
 
-def labelled_outputs(teacher: MusicnnTeacher, tracks: list[LabelledTrack], hop_frames: int
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def labelled_outputs(teacher: MusicnnTeacher, tracks: list[LabelledTrack], hop_frames: int,
+                     min_windows: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Teacher embeddings and tag probabilities of every training window, in the order of ``train.build_dataset``.
 
     Returns
@@ -39,8 +39,9 @@ def labelled_outputs(teacher: MusicnnTeacher, tracks: list[LabelledTrack], hop_f
     T : np.ndarray [shape=(n_windows, 100)]
     """
     hop = hop_frames * HOP_LENGTH
-    outputs = [outputs_cached(teacher, f"{t.path}|{t.path.stat().st_mtime_ns}|hop={hop}",
-                              lambda t=t: training_windows(decode_full(t.path), hop=hop))
+    at_least = f"|min={min_windows}" if min_windows > 1 else ""
+    outputs = [outputs_cached(teacher, f"{t.path}|{t.path.stat().st_mtime_ns}|hop={hop}{at_least}",
+                              lambda t=t: training_windows(decode_full(t.path), hop=hop, min_windows=min_windows))
                for t in tracks]
     return np.concatenate([e for e, _ in outputs]), np.concatenate([tags for _, tags in outputs])
 
@@ -124,7 +125,7 @@ def distillation_set(tracks: list[LabelledTrack], window_genres: np.ndarray, win
     [probe genre distribution | teacher target | genre weight | target weight].
     """
     teacher = MusicnnTeacher()
-    labelled, labelled_tags = labelled_outputs(teacher, tracks, config.window_hop_frames)
+    labelled, labelled_tags = labelled_outputs(teacher, tracks, config.window_hop_frames, config.min_windows)
     labelled_genres = cross_fitted_probe_genres(labelled, window_genres, window_tracks, n_genres)
     if config.unlabelled_slices > 0:
         unlabelled_x, unlabelled, unlabelled_tags = unlabelled_slices(teacher, config.unlabelled_slices)

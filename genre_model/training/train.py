@@ -53,6 +53,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     label_smoothing: float = 0.1
     window_hop_frames: int = 32  # training windows every 0.64 s
+    min_windows: int = 1  # windows per track at least: a short excerpt gets them shifted, or rotated with its seam
     codecs: tuple[str, ...] = ("mp3", "opus")  # degraded copies of every training track (augment.COPIES)
     widths: tuple[int, ...] = (16, 32, 64, 128)
     separable: bool = False  # depthwise-separable convs after the stem: ~3x the width for the same size
@@ -90,20 +91,21 @@ def track_windows(track: LabelledTrack, config: TrainConfig) -> list[np.ndarray]
     rng = np.random.default_rng(zlib.crc32(track.path.name.encode()))  # a clip's drive, the same every run
     versions = [y] + [degraded_copy(y, kind, rng) for kind in config.codecs]
     hop = config.window_hop_frames * HOP_LENGTH
-    return [log_mel_spectrogram(training_windows(v, hop=hop)) for v in versions]
+    return [log_mel_spectrogram(training_windows(v, hop=hop, min_windows=config.min_windows)) for v in versions]
 
 
 def cached_windows(tracks: list[LabelledTrack], config: TrainConfig) -> list[np.ndarray]:
     """:func:`track_windows` of every track, stored as float16 in ``config.cache_dir``.
 
     The key covers the files (path, size, mtime), the copies (each codec's ffmpeg arguments, a
-    clip's drive range), the hop and the front-end.
+    clip's drive range), the hop, the windows per track and the front-end.
     """
     if not config.cache_dir:
         return [np.stack(track_windows(t, config)) for t in tracks]
     copies = [f"clip{CLIP_DRIVE_DB}" if kind == "clip" else CODECS[kind] for kind in config.codecs]
     key = json.dumps([[str(t.path), t.path.stat().st_size, t.path.stat().st_mtime_ns] for t in tracks]
-                     + [copies, config.window_hop_frames, frontend_params()])
+                     + [copies, config.window_hop_frames, frontend_params()]
+                     + ([config.min_windows] if config.min_windows > 1 else []))
     path = Path(config.cache_dir) / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
     if path.is_file():
         with np.load(path) as cached:
