@@ -51,14 +51,14 @@ def degrade(path: Path, condition: str, out_dir: Path) -> Path:
 
 
 def encoder_version() -> str:
-    """The first line of ``ffmpeg -version`` for the ffmpeg that :func:`degrade` runs.
+    """The version line of the ffmpeg that :func:`degrade` runs, without its copyright.
 
     Robustness figures hold for one encoder: codec versions change the copies, and
-    libopus also picks its SIMD code by the CPU at run time, so its copies differ
-    between machines.
+    encoding Opus, or decoding AAC and Opus, takes SIMD code chosen by the CPU at
+    run time, so those copies differ between machines.
     """
     proc = subprocess.run([find_ffmpeg(), "-version"], check=True, capture_output=True)
-    return proc.stdout.decode("utf-8", "replace").splitlines()[0]
+    return proc.stdout.decode("utf-8", "replace").splitlines()[0].split(" Copyright")[0]
 
 
 def split_log_mels(tracks: list[LabelledTrack], frontend: dict, *, n_slices: int = N_SLICES) -> list[np.ndarray]:

@@ -114,7 +114,7 @@ def test_tiny_training_run_produces_a_loadable_int8_model(dataset, tmp_path):
     assert page.startswith("# Model card: tiny 0.0.1\n")
     for condition, agreement in valid["agreement"].items():
         assert f"| {condition} | {agreement} |" in page
-    assert f"Copies made by {valid['encoder']}, on one machine" in page
+    assert f"Copies made and decoded by {valid['encoder']}, on one machine." in page
     assert "```\npython -m genre_model train DATA\n```" in page
     assert (tmp_path / "tiny-confusion.png").stat().st_size > 0 and (tmp_path / "tiny-reliability.png").is_file()
 

@@ -152,8 +152,10 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
         *_table(["condition", "agreement", "95% interval"],
                 [[c, a, format_interval(valid["agreement_interval_95"][c])] for c, a in valid["agreement"].items()]),
         "",
-        *([f"Copies made by {valid['encoder']}, on one machine: the Opus copies differ between CPUs "
-           "(ffmpeg's resampler and libopus pick SIMD code at run time), the others do not.", ""]
+        *([f"Copies made and decoded by {valid['encoder']}, on one machine. Encoding Opus, and decoding "
+           "AAC and Opus, take SIMD code chosen by the CPU at run time, so those rows can differ by a track "
+           "or two on another machine; the MP3 and gain copies came out bit-identical on every CPU tried (AVX-512, "
+           "and AVX2 and SSE4.2 under qemu).", ""]
           if "encoder" in valid else []),
         "## Training",
         f"Seed {config['seed']}, "
