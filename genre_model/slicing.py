@@ -48,8 +48,8 @@ def pad_to_slice(y: np.ndarray, *, n_samples: int = SLICE_SAMPLES, sr: int = SAM
 
 
 def training_windows(y: np.ndarray, *, hop: int, n_samples: int = SLICE_SAMPLES,
-                     offset: int = 0, min_windows: int = 1) -> np.ndarray:
-    """All slice-long windows of a track, ``hop`` samples apart, starting at ``offset``.
+                     min_windows: int = 1) -> np.ndarray:
+    """All slice-long windows of a track, ``hop`` samples apart, the first at its start.
 
     A track too short for ``min_windows`` windows at ``hop`` gets that many all
     the same, spread evenly: over its length when it is shorter than a slice
@@ -72,5 +72,4 @@ def training_windows(y: np.ndarray, *, hop: int, n_samples: int = SLICE_SAMPLES,
             starts = np.arange(min_windows) * (length - n_samples) // max(1, min_windows - 1)
         return np.stack([y[s:s + n_samples] for s in starts])
     y = pad_to_slice(y, n_samples=n_samples)
-    offset = offset % max(1, y.size - n_samples + 1)
-    return np.lib.stride_tricks.sliding_window_view(y[offset:], n_samples)[::hop]
+    return np.lib.stride_tricks.sliding_window_view(y, n_samples)[::hop]

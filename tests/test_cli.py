@@ -51,6 +51,7 @@ def test_evaluate_refuses_a_genre_the_model_does_not_know_before_decoding(tmp_pa
     shutil.rmtree(tmp_path / "folk")
     assert run("evaluate", str(tmp_path), "--split", "").stdout.startswith("gtzan-cnn@1.1.0 on every track: 1 tracks")
 
+
 def test_evaluate_robustness_prints_every_condition_and_the_encoder(tmp_path):
     (tmp_path / "classical").mkdir()
     shutil.copy(DEMO_DIR / "brahms-hungarian-dance-5.ogg", tmp_path / "classical")
@@ -59,6 +60,7 @@ def test_evaluate_robustness_prints_every_condition_and_the_encoder(tmp_path):
         assert f"  agreement {condition:18} " in out
     (encoder,) = [ln for ln in out.splitlines() if "copies made by" in ln]
     assert encoder.startswith("  copies made by ffmpeg version ")
+
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared GTZAN data not present")
 def test_evaluate_reproduces_the_shipped_model_card():

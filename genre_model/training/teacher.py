@@ -557,7 +557,7 @@ def outputs_cached(teacher: MusicnnTeacher, key: str,
     """``teacher.embed_and_tag(windows)``, stored on disk: ((n, 400), (n, 100)) float32.
 
     Files: ``<cache_dir>/<sha1(TEACHER_VERSION, key)>.npy`` (embeddings) and ``….tags.npy``.
-    ``key`` must identify the windows (e.g. ``f"{path}|{mtime}|hop={hop}|offset={offset}"``).
+    ``key`` must identify the windows (e.g. ``f"{path}|{mtime}|hop={hop}"``).
     ``windows`` may be a zero-argument callable, so decoding is skipped when the result
     is cached; the key alone then identifies the windows. Given an array, a cached result
     whose row count differs from ``len(windows)`` is recomputed.
