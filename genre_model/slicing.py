@@ -61,15 +61,13 @@ def training_windows(y: np.ndarray, *, hop: int, n_samples: int = SLICE_SAMPLES,
     -------
     windows : np.ndarray [shape=(n_windows, n_samples)]
     """
-    y = np.asarray(y)
+    padded = pad_to_slice(y, n_samples=n_samples)
     length = y.shape[-1]
     if min_windows > 1 and length < n_samples + (min_windows - 1) * hop:
-        pad_to_slice(y, n_samples=n_samples)  # refuses audio that is too short
         if length < n_samples:
             starts = np.arange(min_windows) * length // min_windows
             y = np.tile(y, -(-(n_samples + length) // length))
         else:
             starts = np.arange(min_windows) * (length - n_samples) // max(1, min_windows - 1)
         return np.stack([y[s:s + n_samples] for s in starts])
-    y = pad_to_slice(y, n_samples=n_samples)
-    return np.lib.stride_tricks.sliding_window_view(y, n_samples)[::hop]
+    return np.lib.stride_tricks.sliding_window_view(padded, n_samples)[::hop]
