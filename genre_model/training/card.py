@@ -154,8 +154,8 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
         "",
         *([f"Copies made and decoded by {valid['encoder']}, on one machine. Encoding Opus, and decoding "
            "AAC and Opus, take SIMD code chosen by the CPU at run time, so those rows can differ by a track "
-           "or two on another machine; the MP3 and gain copies came out bit-identical on every CPU tried (AVX-512, "
-           "and AVX2 and SSE4.2 under qemu).", ""]
+           "or two on another machine; the MP3 and gain copies of one track, checked on three CPUs (AVX-512, and "
+           "AVX2 and SSE4.2 under qemu), came out bit-identical.", ""]
           if "encoder" in valid else []),
         "## Training",
         f"Seed {config['seed']}, "
