@@ -10,6 +10,7 @@ import os
 import random
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -164,7 +165,8 @@ def ffmpeg_processes(marker: str) -> list[int]:
     return found
 
 
-def test_ctrl_c_at_random_points_never_leaves_a_broken_file_or_row(small_library):
+def test_ctrl_c_at_random_points_never_leaves_a_broken_file_or_row(small_library, monkeypatch):
+    monkeypatch.setenv("PYTHONFAULTHANDLER", "1")  # so that a hung run can show where each thread waits
     rng = random.Random(SEED)
     titles = sorted(small_library.items())
     outcomes, digests = [], {}
@@ -175,7 +177,12 @@ def test_ctrl_c_at_random_points_never_leaves_a_broken_file_or_row(small_library
                 break
         time.sleep(rng.uniform(0.0, 1.2))
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
+            _, err = proc.communicate(timeout=30)
+            pytest.fail(f"attempt {attempt}: still running 30 s after Ctrl-C\n{err[-8000:]}")
         # finished (0), stopped with "error: interrupted" (1), or hit before or after the command (-SIGINT)
         assert proc.returncode in (0, 1, -signal.SIGINT), (attempt, err)
         if proc.returncode == 1:
