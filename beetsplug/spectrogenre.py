@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from contextlib import closing, contextmanager, nullcontext
+from contextlib import closing, contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 
@@ -34,16 +34,32 @@ DEFAULT_NAMES = {"hiphop": "Hip-Hop"}  # other labels are title-cased
 
 
 @contextmanager
-def interrupt_deferred():
-    """Let Ctrl-C take effect only after the block, so no track is left half updated."""
+def interrupts_at_safe_points():
+    """Turn Ctrl-C into a flag for the block; yield the check that raises KeyboardInterrupt once it is set.
+
+    A KeyboardInterrupt raised wherever the main thread happens to be can land
+    inside a lock's ``__enter__`` (``threading.Condition``'s, which every
+    ``Future`` uses), leaving the lock held: a decoding thread then waits forever
+    to hand over its result, and the pool's shutdown waits forever for it. So
+    the run checks the flag between tracks and while it waits, and a track is
+    never left half updated. Outside the main thread (a threaded import), where
+    no handler can be set, the check does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
     received = []
-    previous = signal.signal(signal.SIGINT, lambda *_: received.append(True))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+
+    def check():
         if received:
             raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, lambda *_: received.append(True))
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    check()
 
 
 @contextmanager
@@ -223,28 +239,33 @@ class SpectrogenrePlugin(BeetsPlugin):
         write = ui.should_write(opts.write)
         counts = Counter()
         try:
-            with ctrl_c_as_user_error():
+            with ctrl_c_as_user_error(), interrupts_at_safe_points() as check_interrupt:
                 if opts.album:
                     for album in lib.albums(args):
-                        votes = self.tag_items(lib, album.items(), write, opts.pretend, counts)
+                        votes = self.tag_items(lib, album.items(), write, opts.pretend, counts, check_interrupt)
                         self.tag_album(album, votes, opts.pretend)
+                        check_interrupt()
                 else:
                     items = lib.items(args)
-                    self.tag_items(lib, items, write, opts.pretend, counts, total=len(items))
+                    self.tag_items(lib, items, write, opts.pretend, counts, check_interrupt, total=len(items))
         finally:
             ui.print_("spectrogenre: {analysed} analysed, {changed} changed, {skipped} skipped, "
                       "{failed} failed".format_map(counts))
 
     def imported(self, session, task):
         """Tag the imported tracks; the importer writes the files afterwards if it writes tags."""
-        votes = self.tag_items(session.lib, task.imported_items(), write=False, pretend=False, counts=Counter())
-        if task.is_album:
-            self.tag_album(task.album, votes, pretend=False)
+        with interrupts_at_safe_points() as check_interrupt:
+            votes = self.tag_items(session.lib, task.imported_items(), False, False, Counter(), check_interrupt)
+            if task.is_album:
+                self.tag_album(task.album, votes, pretend=False)
 
     # -- the work -----------------------------------------------------------
 
-    def tag_items(self, lib, items, write, pretend, counts, total=None):
+    def tag_items(self, lib, items, write, pretend, counts, check_interrupt, total=None):
         """Analyse and tag ``items``; ``counts`` gathers analysed/changed/skipped/failed.
+
+        ``check_interrupt`` (from :func:`interrupts_at_safe_points`) is called
+        between tracks and while waiting for a decoder.
 
         Returns each analysed item's top genre and confidence by item id, where the
         genre was accepted (``min_confidence``).
@@ -262,7 +283,10 @@ class SpectrogenrePlugin(BeetsPlugin):
                 BatchedCommits(lib) as batch:
             for group in analysed:
                 if wait_for([group[0][1]], timeout=0.2).not_done:
-                    batch.commit()
+                    batch.commit()  # a slow decoder must not keep the library locked
+                    while wait_for([group[0][1]], timeout=0.2).not_done:
+                        check_interrupt()
+                check_interrupt()
                 decoded = []
                 for item, features in group:
                     try:
@@ -287,6 +311,7 @@ class SpectrogenrePlugin(BeetsPlugin):
                         counts["analysed"] += 1
                         if prediction.confidence >= self._settings["min_confidence"]:
                             votes[item.id] = (self._genre_name(prediction.genre), prediction.confidence)
+                    check_interrupt()
         if progress:
             print("\r\033[K", end="", file=sys.stderr)
         return votes
@@ -353,15 +378,13 @@ class SpectrogenrePlugin(BeetsPlugin):
         new = accepted or old
         confidence = round(prediction.confidence, CONFIDENCE_PLACES)
         if not pretend:
-            main = threading.current_thread() is threading.main_thread()
-            with interrupt_deferred() if main else nullcontext():
-                item.genres = new
-                item.genre_confidence = confidence
-                item.genre_model = self.classifier.card.tag
-                if write and not item.try_write():
-                    item.load()  # the file is unchanged, so the database stays as it was
-                    return "failed"
-                item.store()
+            item.genres = new
+            item.genre_confidence = confidence
+            item.genre_model = self.classifier.card.tag
+            if write and not item.try_write():
+                item.load()  # the file is unchanged, so the database stays as it was
+                return "failed"
+            item.store()
         shown = ", ".join(accepted) or f"{self._genre_name(prediction.genre)} below min_confidence"
         self._report(pretend, "{0.artist} - {0.title}: {1} {2:.2f} (was: {3})", item, shown,
                      confidence, ", ".join(old) or "no genre")

@@ -11,6 +11,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
 from contextlib import closing
 
@@ -313,6 +315,29 @@ def test_ctrl_c_becomes_one_error_line_even_when_python_wraps_it(interrupt):
         raise interrupt
     with pytest.raises(RuntimeError, match="unrelated"), ctrl_c_as_user_error():
         raise RuntimeError("unrelated")
+
+
+def test_ctrl_c_during_a_run_is_raised_only_where_the_run_checks_for_it():
+    # raised anywhere, it can leave a Future's lock held and the decoder pool's shutdown waiting forever
+    from beetsplug.spectrogenre import interrupts_at_safe_points
+
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_at_safe_points() as check_interrupt:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)  # signal handlers run in between; a plain KeyboardInterrupt would fire here
+            reached_the_check = True
+            check_interrupt()
+    assert reached_the_check
+    assert signal.getsignal(signal.SIGINT) is before
+    with pytest.raises(KeyboardInterrupt), interrupts_at_safe_points():  # a Ctrl-C after the last check
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)
+    outside_main = []
+    worker = threading.Thread(target=lambda: outside_main.append(interrupts_at_safe_points().__enter__()()))
+    worker.start()
+    worker.join()
+    assert outside_main == [None]  # no handler can be set there: the check does nothing
 
 
 def test_batched_commits_share_one_transaction_until_their_time_is_up(tmp_path):
