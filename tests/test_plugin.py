@@ -334,7 +334,12 @@ def test_ctrl_c_during_a_run_is_raised_only_where_the_run_checks_for_it():
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.1)
     outside_main = []
-    worker = threading.Thread(target=lambda: outside_main.append(interrupts_at_safe_points().__enter__()()))
+
+    def check_outside_main():
+        with interrupts_at_safe_points() as check_interrupt:
+            outside_main.append(check_interrupt())
+
+    worker = threading.Thread(target=check_outside_main)
     worker.start()
     worker.join()
     assert outside_main == [None]  # no handler can be set there: the check does nothing
