@@ -282,10 +282,9 @@ class SpectrogenrePlugin(BeetsPlugin):
                 closing(self._features(self._unskipped(items, counts))) as analysed, \
                 BatchedCommits(lib) as batch:
             for group in analysed:
-                if wait_for([group[0][1]], timeout=0.2).not_done:
-                    batch.commit()  # a slow decoder must not keep the library locked
-                    while wait_for([group[0][1]], timeout=0.2).not_done:
-                        check_interrupt()
+                while wait_for([group[0][1]], timeout=0.2).not_done:
+                    batch.commit()  # a slow decoder must not keep the library locked (a no-op once committed)
+                    check_interrupt()
                 check_interrupt()
                 decoded = []
                 for item, features in group:
