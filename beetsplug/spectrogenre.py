@@ -255,7 +255,8 @@ class SpectrogenrePlugin(BeetsPlugin):
     def imported(self, session, task):
         """Tag the imported tracks; the importer writes the files afterwards if it writes tags."""
         with interrupts_at_safe_points() as check_interrupt:
-            votes = self.tag_items(session.lib, task.imported_items(), False, False, Counter(), check_interrupt)
+            votes = self.tag_items(session.lib, task.imported_items(), write=False, pretend=False,
+                                   counts=Counter(), check_interrupt=check_interrupt)
             if task.is_album:
                 self.tag_album(task.album, votes, pretend=False)
 
