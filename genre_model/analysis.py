@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .aggregate import GenrePrediction, aggregate
-from .audio import DECODE_TIMEOUT_S, PathLike, decode_segments, probe_duration
+from .audio import DECODE_TIMEOUT_S, PathLike, decode_full, decode_segments, decoded_duration, probe_duration
 from .constants import MIN_SECONDS, N_SLICES
 from .errors import DecodeError, ParameterError
 from .features import log_mel_spectrogram
@@ -20,12 +20,13 @@ def track_log_mels(path: PathLike, frontend: dict, *, n_slices: int = N_SLICES,
                    timeout: float = DECODE_TIMEOUT_S) -> np.ndarray:
     """Log-mel slices of a track, ready for :meth:`GenreClassifier.predict_proba`.
 
-    ``duration`` (seconds) saves probing the file when the caller knows it;
-    when slices come back silent and the file proves shorter than that (tags
-    can overstate it: a VBR MP3 without a length header, a cut-short
-    download), they are placed again over its probed length.
-    Silent slices are dropped; a track that is too short or wholly silent
-    raises :class:`DecodeError`.
+    ``duration`` (seconds) saves probing the file when the caller knows it. A
+    track shorter than one slice is decoded whole and repeated to fill one, as
+    training pads it. When slices come back silent and the audio that decodes
+    proves shorter than the duration (tags and headers can overstate it: a VBR
+    MP3 without a length header, a cut-short download), they are placed again
+    over that audio. Silent slices are dropped; a track that is too short,
+    wholly silent or not finite raises :class:`DecodeError`.
 
     Returns
     -------
@@ -33,31 +34,44 @@ def track_log_mels(path: PathLike, frontend: dict, *, n_slices: int = N_SLICES,
     """
     sr, hop = frontend["sample_rate"], frontend["hop_length"]
     slice_samples = frontend["slice_frames"] * hop
-    given = bool(duration and duration > 0)
-    if not given:
+    if not (duration and duration >= MIN_SECONDS):  # a stored length can understate it too
         duration = probe_duration(path, ffmpeg=ffmpeg, timeout=timeout)
-    if duration < MIN_SECONDS:
-        raise DecodeError(path, f"too short ({duration:.2f} s, need at least {MIN_SECONDS:g} s)")
-    starts = slice_starts(duration, n_slices=n_slices, slice_seconds=slice_samples / sr)
-    y = decode_segments(path, starts, duration=slice_samples / sr, sr=sr, ffmpeg=ffmpeg, timeout=timeout)
-    if duration * sr < slice_samples:
-        try:
-            y = pad_to_slice(y[:, : int(duration * sr)], n_samples=slice_samples, sr=sr)
-        except ParameterError as exc:
-            raise DecodeError(path, str(exc)) from None
+    y = _decode_slices(path, duration, n_slices, slice_samples, sr, ffmpeg, timeout)
+    if not np.isfinite(y).all():
+        raise DecodeError(path, "non-finite samples (NaN or infinity)")
     audible = np.abs(y).max(axis=1) >= SILENCE_PEAK
-    if given and not audible.all():
-        probed = probe_duration(path, ffmpeg=ffmpeg, timeout=timeout)
-        if probed < duration - slice_samples / sr:
-            return track_log_mels(path, frontend, n_slices=n_slices, duration=probed, ffmpeg=ffmpeg,
-                                  timeout=timeout)
+    if not audible.all():
+        decoded = decoded_duration(path, ffmpeg=ffmpeg, timeout=timeout)
+        if decoded < duration - slice_samples / sr:
+            y = _decode_slices(path, decoded, n_slices, slice_samples, sr, ffmpeg, timeout)
+            audible = np.abs(y).max(axis=1) >= SILENCE_PEAK
     y = y[audible]
     if y.shape[0] == 0:
         raise DecodeError(path, "silent (no slice above -80 dBFS)")
-    return log_mel_spectrogram(
-        y, sr=sr, n_fft=frontend["n_fft"], hop_length=hop, n_mels=frontend["n_mels"],
-        fmin=frontend["fmin"], fmax=frontend["fmax"], log_floor=frontend["log_floor"],
-    )
+    with np.errstate(over="ignore", invalid="ignore"):  # a broken float file: refused just below
+        S = log_mel_spectrogram(
+            y, sr=sr, n_fft=frontend["n_fft"], hop_length=hop, n_mels=frontend["n_mels"],
+            fmin=frontend["fmin"], fmax=frontend["fmax"], log_floor=frontend["log_floor"],
+        )
+    if not np.isfinite(S).all():
+        raise DecodeError(path, "samples too large to analyse")
+    return S
+
+
+def _decode_slices(path: PathLike, duration: float, n_slices: int, slice_samples: int, sr: int,
+                   ffmpeg: str | None, timeout: float) -> np.ndarray:
+    """The slices of a track of ``duration`` seconds, as audio: shape (k, slice_samples)."""
+    if duration < MIN_SECONDS:
+        raise DecodeError(path, f"too short ({duration:.2f} s, need at least {MIN_SECONDS:g} s)")
+    if duration * sr < slice_samples:
+        try:
+            whole = decode_full(path, sr=sr, ffmpeg=ffmpeg, timeout=timeout)
+            y = pad_to_slice(whole, n_samples=slice_samples, sr=sr)
+        except ParameterError as exc:
+            raise DecodeError(path, str(exc)) from None
+        return y[None, :slice_samples]
+    starts = slice_starts(duration, n_slices=n_slices, slice_seconds=slice_samples / sr)
+    return decode_segments(path, starts, duration=slice_samples / sr, sr=sr, ffmpeg=ffmpeg, timeout=timeout)
 
 
 def analyse_file(path: PathLike, classifier: GenreClassifier, *, n_slices: int = N_SLICES,
@@ -80,6 +94,6 @@ def predict_tracks(classifier: GenreClassifier, log_mels: list[np.ndarray],
     card = classifier.card
     probabilities = classifier.predict_proba(np.concatenate(log_mels))
     bounds = np.cumsum([len(s) for s in log_mels])[:-1]
-    calibration = card.calibration(method).kwargs()
+    calibration = card.calibration(method, float_twin=classifier.is_float).kwargs()
     return [aggregate(p, classifier.labels, method, aggregator=card.aggregator, **calibration)
             for p in np.split(probabilities, bounds)]

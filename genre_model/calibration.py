@@ -97,8 +97,9 @@ def reliability(confidence: np.ndarray, correct: np.ndarray, n_bins: int = N_BIN
 
     Each bin: ``lower``, ``upper``, ``count``, mean ``confidence`` and ``accuracy``.
     """
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, n_bins - 1)
+    # rounded, so that a vote share k/n (k/n - 1e-9 after the tie-break) falls in the bin it names
+    edges = np.round(np.linspace(0.0, 1.0, n_bins + 1), 6)
+    which = np.clip(np.digitize(np.round(confidence, 6), edges[1:-1]), 0, n_bins - 1)
     bins, ece = [], 0.0
     for b in range(n_bins):
         inside = which == b

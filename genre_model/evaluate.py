@@ -176,7 +176,7 @@ def robustness(classifier: GenreClassifier, tracks: list[LabelledTrack], referen
                n_slices: int, aggregation: str) -> dict[str, np.ndarray]:
     """Whether each track keeps its predicted genre, under each of :data:`CONDITIONS`."""
     card = classifier.card
-    calibration = card.calibration(aggregation).kwargs()
+    calibration = card.calibration(aggregation, float_twin=classifier.is_float).kwargs()
     kept = {}
     with tempfile.TemporaryDirectory(prefix="robustness-") as tmp:
         for condition in CONDITIONS:
@@ -218,7 +218,7 @@ def evaluate(data: str | Path, model: str | Path, *, split: str | None = "valid"
     classifier = GenreClassifier(model)
     card = classifier.card
     method = aggregation or card.aggregation
-    calibration_of_method = card.calibration(method)
+    calibration_of_method = card.calibration(method, float_twin=classifier.is_float)
     tracks = read_tracks(data, split)
     unknown = sorted({t.genre for t in tracks} - set(classifier.labels))
     if unknown:

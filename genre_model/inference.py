@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,7 @@ class GenreClassifier:
         self._output = self._interpreter.get_output_details()[0]
         self._check_signature()
         self._batch = int(self._input["shape"][0])
+        self._lock = threading.Lock()  # one interpreter: one batch at a time
 
     @property
     def labels(self) -> list[str]:
@@ -187,6 +189,8 @@ class GenreClassifier:
 
     def _read_card(self) -> ModelCard:
         side = sidecar_path(self.path)
+        if self.path.is_dir():
+            raise ModelError(f"model {self.path} is a directory, not a .tflite file")
         if not self.path.is_file():
             raise ModelError(f"model file {self.path} not found")
         if not side.is_file():
@@ -217,7 +221,7 @@ class GenreClassifier:
             self._batch = batch
 
     def predict_proba(self, log_mels: np.ndarray) -> np.ndarray:
-        """Genre probabilities of each slice.
+        """Genre probabilities of each slice; safe to call from several threads (one runs at a time).
 
         Parameters
         ----------
@@ -236,11 +240,12 @@ class GenreClassifier:
             q = np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8)[..., None]
             out_scale, out_zero = self._output["quantization"]
         result = np.empty((q.shape[0], len(self.labels)), dtype=np.float32)
-        for lo in range(0, q.shape[0], BATCH_SIZE):
-            chunk = q[lo : lo + BATCH_SIZE]
-            self._resize(chunk.shape[0])
-            self._interpreter.set_tensor(self._input["index"], chunk)
-            self._interpreter.invoke()
-            raw = self._interpreter.get_tensor(self._output["index"]).astype(np.float32)
-            result[lo : lo + chunk.shape[0]] = (raw - out_zero) * out_scale
+        with self._lock:
+            for lo in range(0, q.shape[0], BATCH_SIZE):
+                chunk = q[lo : lo + BATCH_SIZE]
+                self._resize(chunk.shape[0])
+                self._interpreter.set_tensor(self._input["index"], chunk)
+                self._interpreter.invoke()
+                raw = self._interpreter.get_tensor(self._output["index"]).astype(np.float32)
+                result[lo : lo + chunk.shape[0]] = (raw - out_zero) * out_scale
         return result

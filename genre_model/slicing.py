@@ -28,7 +28,7 @@ def slice_starts(duration: float, *, n_slices: int = N_SLICES, slice_seconds: fl
     lo, hi = edge_fraction * duration, (1 - edge_fraction) * duration
     if hi - lo < n_slices * slice_seconds:
         lo, hi = 0.0, duration
-    n = min(n_slices, int(duration // slice_seconds))
+    n = min(n_slices, int(duration / slice_seconds + 1e-9))  # 7.68 // 2.56 is 2.0: floats
     span = hi - lo - slice_seconds
     return lo + span * (np.arange(n) + 0.5) / n
 

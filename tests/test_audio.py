@@ -2,13 +2,15 @@
 
 import os
 import subprocess
+import threading
 
 import numpy as np
 import pytest
+from scipy.io import wavfile
 
 from audio_factory import DEMO_DIR, FORMATS, encode, sine
 from genre_model import audio
-from genre_model.audio import decode_full, decode_segments, find_ffmpeg, probe_duration
+from genre_model.audio import decode_full, decode_segments, decoded_duration, find_ffmpeg, probe_duration
 from genre_model.constants import SAMPLE_RATE, SLICE_SAMPLES
 from genre_model.errors import DecodeError, ParameterError
 
@@ -128,6 +130,34 @@ def test_a_container_without_a_length_is_measured_by_decoding(tmp_path):
                        stdout=f, check=True)
     assert probe_duration(stream) == pytest.approx(5.0, abs=0.05)
 
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / "fifo.mp3"
+    os.mkfifo(fifo)
+
+    def release_a_blocked_reader():  # only a reader that opened the FIFO lets this open succeed
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+
+    writer = threading.Timer(3.0, release_a_blocked_reader)
+    writer.start()
+    try:
+        with pytest.raises(DecodeError, match="not a regular file"):
+            probe_duration(fifo)
+    finally:
+        writer.cancel()
+
+
+def test_a_cut_short_file_decodes_shorter_than_its_header_says(tmp_path):
+    whole = encode(DEMO, tmp_path / "whole.flac", duration=30.0)
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 6])
+    assert probe_duration(cut) == pytest.approx(30.0, abs=0.05)  # FLAC's header still says 30 s
+    assert decoded_duration(cut) == pytest.approx(decode_full(cut).size / SAMPLE_RATE, abs=0.002)
+    assert 2.0 < decoded_duration(cut) < 10.0
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(DecodeError, match="No such file"):
         probe_duration(tmp_path / "gone.flac")
@@ -146,6 +176,18 @@ def test_audioread_fallback_without_ffmpeg(tmp_path, monkeypatch):
     fallback = decode_segments(wav, [2.0])
     assert fallback.shape == (1, SLICE_SAMPLES)
     assert np.corrcoef(fallback[0], via_ffmpeg[0])[0, 1] > 0.99
+
+
+def test_audioread_mixes_stereo_down_as_ffmpeg_does(tmp_path, monkeypatch):
+    """Equal power, (L + R) / sqrt(2): the same file reaches the network at the same level either way."""
+    tone = sine(440.0, 3.0, amplitude=0.25)
+    wav = tmp_path / "stereo.wav"
+    wavfile.write(wav, SAMPLE_RATE, (np.stack([tone, tone], axis=1) * 32767).astype(np.int16))
+    via_ffmpeg = decode_full(wav)
+    monkeypatch.setattr(audio, "find_ffmpeg", lambda configured=None: None)
+    fallback = decode_full(wav)
+    assert np.abs(via_ffmpeg).max() == pytest.approx(0.25 * np.sqrt(2), rel=0.01)
+    assert np.abs(fallback).max() == pytest.approx(np.abs(via_ffmpeg).max(), rel=0.01)
 
 
 def test_audioread_failure_names_its_reason(tmp_path, monkeypatch):

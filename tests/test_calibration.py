@@ -111,6 +111,14 @@ def test_cross_validated_scores_never_use_the_track_itself():
     assert not np.allclose(in_sample, scores[0])
 
 
+def test_a_vote_share_falls_in_the_bin_it_names():
+    probs = np.eye(4)[[0, 0, 0, 0, 1]][None] * 0.9 + 0.025  # 4 of 5 slices vote genre 0
+    share = track_scores(probs[0], "vote").max()
+    assert share == pytest.approx(0.8, abs=1e-6) and share < 0.8  # the tie-break leaves it just under
+    _, bins = reliability(np.array([share]), np.array([True]))
+    assert [b["lower"] for b in bins if b["count"]] == [0.8]
+
+
 def test_vote_is_left_uncalibrated():
     probs, targets = _overconfident_tracks()
     calibration = fit_calibration(probs, targets, "vote")

@@ -3,15 +3,21 @@
 import hashlib
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from scipy.io import wavfile
 
 from audio_factory import DEMO_DIR, encode
+from genre_model.aggregate import aggregate
 from genre_model.analysis import analyse_file, predict_tracks, track_log_mels
+from genre_model.audio import decode_full, decoded_duration, probe_duration
 from genre_model.constants import frontend_params
-from genre_model.errors import ModelError
-from genre_model.inference import DEFAULT_MODEL, GenreClassifier, sidecar_path
+from genre_model.errors import DecodeError, ModelError
+from genre_model.features import log_mel_spectrogram
+from genre_model.inference import DEFAULT_MODEL, GenreClassifier, float_twin_path, sidecar_path
+from genre_model.slicing import pad_to_slice
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +65,53 @@ def test_a_length_that_tags_overstate_is_probed_and_the_slices_placed_again(clas
     np.testing.assert_array_equal(track_log_mels(path, classifier.frontend, duration=300.0), probed)
     assert len(probed) == 5
 
+def test_a_track_shorter_than_a_slice_is_repeated_from_its_exact_length_as_in_training(classifier, tmp_path):
+    """Not from its probed length, which ffmpeg rounds to 10 ms: up to 5 ms of silence, or as much
+    audio lost, at every seam of the repetition."""
+    path = encode(DEMO_DIR / "macleod-vibe-ace.ogg", tmp_path / "excerpt.flac", start=40.0, duration=2.1037)
+    f = classifier.frontend
+    training = log_mel_spectrogram(pad_to_slice(decode_full(path))[None], sr=f["sample_rate"], n_fft=f["n_fft"],
+                                   hop_length=f["hop_length"], n_mels=f["n_mels"], fmin=f["fmin"], fmax=f["fmax"],
+                                   log_floor=f["log_floor"])
+    assert probe_duration(path) * f["sample_rate"] != decode_full(path).size
+    np.testing.assert_array_equal(track_log_mels(path, f), training)
+    np.testing.assert_array_equal(track_log_mels(path, f, duration=2.1), training)
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "flac"])
+def test_a_cut_short_download_is_heard_from_the_audio_it_has(classifier, tmp_path, fmt):
+    """Its header still claims the full length, so slices placed by it fall mostly on silence."""
+    whole = encode(DEMO_DIR / "macleod-vibe-ace.ogg", tmp_path / f"whole.{fmt}", duration=30.0)
+    cut = tmp_path / f"cut.{fmt}"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 6])
+    there = decoded_duration(cut)
+    assert 2.6 < there < 10.0 and probe_duration(cut) > 25.0
+    for duration in (None, 30.0):  # probed, or as beets stored it
+        assert len(track_log_mels(cut, classifier.frontend, duration=duration)) == int(there / 2.56)
+    assert analyse_file(cut, classifier).genre in classifier.labels
+
+
+@pytest.mark.parametrize("bad, reason", [(np.nan, "non-finite samples"), (np.inf, "non-finite samples"),
+                                         (1e30, "too large")])
+def test_a_float_file_with_broken_samples_is_one_clear_line(classifier, tmp_path, bad, reason):
+    y = (np.random.default_rng(0).standard_normal(6 * 22_050) * 0.1).astype(np.float32)
+    y[::1000] = bad
+    path = tmp_path / "broken.wav"
+    wavfile.write(path, 22_050, y)
+    with pytest.raises(DecodeError, match=reason):
+        analyse_file(path, classifier)
+
+
+def test_one_classifier_serves_several_threads(classifier):
+    log_mels = track_log_mels(DEMO_DIR / "macleod-vibe-ace.ogg", classifier.frontend, n_slices=8)
+    expected = [classifier.predict_proba(log_mels[i:]) for i in range(8)]
+    calls = list(range(8)) * 40  # batch sizes that differ, so each call resizes the interpreter
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda i: classifier.predict_proba(log_mels[i:]), calls))
+    for i, result in zip(calls, results):
+        np.testing.assert_array_equal(result, expected[i])
+
+
 @pytest.fixture
 def model_copy(tmp_path):
     target = tmp_path / "m.tflite"
@@ -98,6 +151,11 @@ def test_truncated_or_foreign_file_is_not_loadable(model_copy, content):
     _replace_model(model_copy, content)
     with pytest.raises(ModelError, match="not a loadable TFLite model"):
         GenreClassifier(model_copy)
+
+
+def test_a_model_path_that_is_a_directory_says_so(tmp_path):
+    with pytest.raises(ModelError, match="is a directory"):
+        GenreClassifier(tmp_path)
 
 
 def test_missing_model_and_missing_sidecar(model_copy):
@@ -166,3 +224,13 @@ def test_stored_calibration_belongs_to_the_default_aggregation_and_each_twin_has
     assert twin.temperature == 3.0 and twin.bias is None
     other = card.calibration("logsum")
     assert other.temperature == 1.0 and other.bias is None
+
+
+def test_the_float_twin_predicts_with_its_own_calibration(model_copy, classifier):
+    shutil.copy(float_twin_path(DEFAULT_MODEL), float_twin_path(model_copy))
+    _edit_sidecar(model_copy, aggregation="mean", temperature=2.0, bias=None,
+                  float_twin_calibration={"temperature": 0.5, "bias": None})
+    twin = GenreClassifier(float_twin_path(model_copy))
+    log_mels = track_log_mels(DEMO_DIR / "macleod-vibe-ace.ogg", twin.frontend)
+    expected = aggregate(twin.predict_proba(log_mels), twin.labels, "mean", temperature=0.5)
+    assert predict_tracks(twin, [log_mels])[0] == expected

@@ -22,6 +22,12 @@ def test_short_tracks_use_the_whole_track():
     assert starts[0] >= 0 and starts[-1] + SLICE_SECONDS <= 10.0
 
 
+@pytest.mark.parametrize("k", range(2, 8))
+def test_a_track_of_exactly_k_slices_gets_k(k):
+    duration = round(k * SLICE_SECONDS, 2)  # as ffmpeg states it: 7.68 // 2.56 is 2.0 in floats
+    assert len(slice_starts(duration, n_slices=10)) == k
+
+
 def test_track_shorter_than_a_slice_gets_one_slice_at_zero():
     np.testing.assert_array_equal(slice_starts(2.2), [0.0])
 
