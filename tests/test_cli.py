@@ -49,7 +49,7 @@ def test_evaluate_refuses_a_genre_the_model_does_not_know_before_decoding(tmp_pa
         "error: genres the model does not know: folk (it knows blues, classical, country, disco, hiphop, jazz, "
         "metal, pop, reggae, rock)")
     shutil.rmtree(tmp_path / "folk")
-    assert run("evaluate", str(tmp_path), "--split", "").stdout.startswith("gtzan-cnn@1.1.0 on every track: 1 tracks")
+    assert run("evaluate", str(tmp_path), "--split", "").stdout.startswith("gtzan-cnn@1.1.1 on every track: 1 tracks")
 
 
 def test_evaluate_robustness_prints_every_condition_and_the_encoder(tmp_path):

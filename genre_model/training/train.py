@@ -45,7 +45,7 @@ class TrainConfig:
     train_split: str = "train"
     valid_split: str | None = "valid"
     name: str = "gtzan-cnn"
-    version: str = "1.1.0"
+    version: str = "1.1.1"
     seed: int = 0
     epochs: int = 40
     pretrain_epochs: int = 0  # with distill: epochs on the teacher's targets alone before the genre is trained
