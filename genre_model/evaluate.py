@@ -219,6 +219,8 @@ def evaluate(data: str | Path, model: str | Path, *, split: str | None = "valid"
     card = classifier.card
     method = aggregation or card.aggregation
     calibration_of_method = card.calibration(method, float_twin=classifier.is_float)
+    if with_robustness and find_ffmpeg() is None:
+        raise ParameterError("--robustness needs ffmpeg to make the re-encoded copies (on PATH, or imageio-ffmpeg)")
     tracks = read_tracks(data, split)
     unknown = sorted({t.genre for t in tracks} - set(classifier.labels))
     if unknown:

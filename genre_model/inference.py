@@ -121,6 +121,18 @@ class ModelCard:
             raise ModelError(f"sidecar {source}: bad aggregation, normalisation or temperature")
         if card.bias is not None and (len(card.bias) != len(card.labels) or not np.all(np.isfinite(card.bias))):
             raise ModelError(f"sidecar {source}: bias must be one finite number per label")
+        twin = card.float_twin_calibration
+        if twin is not None:
+            try:
+                twin_temperature = float(twin["temperature"])
+                twin_bias = None if twin.get("bias") is None else np.asarray(twin["bias"], dtype=np.float64)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise ModelError(f"sidecar {source}: float_twin_calibration is incomplete: {exc!r}") from None
+            bad_bias = twin_bias is not None and (twin_bias.shape != (len(card.labels),)
+                                                  or not np.isfinite(twin_bias).all())
+            if bad_bias or not (np.isfinite(twin_temperature) and twin_temperature > 0):
+                raise ModelError(f"sidecar {source}: float_twin_calibration needs a positive temperature "
+                                 "and one finite bias per label")
         if card.aggregation == "learned" and card.aggregator is None:
             raise ModelError(f"sidecar {source}: learned aggregation without aggregator parameters")
         if card.aggregator is not None and not aggregator_fits(card.aggregator, len(card.labels)):

@@ -8,6 +8,8 @@ import sys
 import pytest
 
 from audio_factory import DEMO_DIR, REPO, SHARED_DATA
+from genre_model import evaluate
+from genre_model.errors import ParameterError
 from genre_model.evaluate import CONDITIONS
 from genre_model.inference import DEFAULT_MODEL
 
@@ -50,6 +52,12 @@ def test_evaluate_refuses_a_genre_the_model_does_not_know_before_decoding(tmp_pa
         "metal, pop, reggae, rock)")
     shutil.rmtree(tmp_path / "folk")
     assert run("evaluate", str(tmp_path), "--split", "").stdout.startswith("gtzan-cnn@1.1.1 on every track: 1 tracks")
+
+
+def test_evaluate_robustness_without_any_ffmpeg_says_what_it_needs_before_decoding(tmp_path, monkeypatch):
+    monkeypatch.setattr(evaluate, "find_ffmpeg", lambda configured=None: None)
+    with pytest.raises(ParameterError, match="--robustness needs ffmpeg"):
+        evaluate.evaluate(tmp_path, DEFAULT_MODEL, split=None, with_robustness=True)
 
 
 def test_evaluate_robustness_prints_every_condition_and_the_encoder(tmp_path):

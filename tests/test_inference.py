@@ -175,7 +175,7 @@ def test_sidecar_that_is_not_json(model_copy):
 
 def test_labels_that_do_not_match_the_outputs(model_copy):
     labels = GenreClassifier(model_copy).labels
-    _edit_sidecar(model_copy, labels=labels[:-1], bias=None)
+    _edit_sidecar(model_copy, labels=labels[:-1], bias=None, float_twin_calibration=None)
     with pytest.raises(ModelError, match="9 labels"):
         GenreClassifier(model_copy)
 
@@ -204,6 +204,14 @@ def test_calibration_bias_that_is_not_one_finite_number_per_label(model_copy, bi
 def test_temperature_that_is_not_a_positive_number(model_copy, temperature):
     _edit_sidecar(model_copy, temperature=temperature)
     with pytest.raises(ModelError, match="temperature"):
+        GenreClassifier(model_copy)
+
+
+@pytest.mark.parametrize("twin", [{"bias": None}, {"temperature": 0.0, "bias": None},
+                                  {"temperature": 1.0, "bias": [0.1] * 9}, "not an object"])
+def test_float_twin_calibration_that_is_not_a_temperature_and_a_bias_per_label(model_copy, twin):
+    _edit_sidecar(model_copy, float_twin_calibration=twin)
+    with pytest.raises(ModelError, match="float_twin_calibration"):
         GenreClassifier(model_copy)
 
 
