@@ -27,6 +27,8 @@ DECODE_TIMEOUT_S = 60.0  # one ffmpeg call; a hung decoder is abandoned after th
 PREROLL_S = 0.1  # decoded before each segment and dropped: lossy decoders need a frame or two after a seek
 COUNTING_RATE = 1000  # Hz: audio decoded only to count how long it is
 _DURATION_RE = re.compile(rb"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
+_COMPONENT_RE = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")  # "[out#0/f32le @ 0x55fc...] ": which part spoke
+_INVALID = "Invalid data found when processing input"
 _NO_OUTPUT = b"At least one output file must be specified"  # ffmpeg -i alone, on a file it could open
 
 
@@ -72,8 +74,10 @@ def _check_readable(path: PathLike) -> None:
 
 
 def _ffmpeg_error(path: PathLike, stderr: bytes, default: str) -> DecodeError:
-    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
-    reason = lines[-1] if lines else default
+    """ffmpeg's reason, one line: its last, unless an earlier one says the input is not valid data."""
+    lines = [_COMPONENT_RE.sub("", ln).strip() for ln in stderr.decode("utf-8", "replace").splitlines()]
+    lines = [ln for ln in lines if ln]
+    reason = next((_INVALID for ln in lines if _INVALID in ln), lines[-1] if lines else default)
     # ffmpeg prefixes messages with the input name; keep the reason only
     reason = reason.split(": ", 1)[-1] if reason.startswith("file:") else reason
     return DecodeError(path, f"ffmpeg: {reason}")

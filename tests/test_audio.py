@@ -115,6 +115,17 @@ def test_bad_files_raise_one_line_decode_errors(tmp_path, content, reason):
 
 
 
+@pytest.mark.parametrize("suffix", [".flac", ".mp3", ".m4a"])
+def test_text_under_an_audio_name_is_invalid_data_whatever_the_name(tmp_path, suffix):
+    """ffmpeg's last line for a .flac is about its empty output, with a pointer in it; the reason is earlier."""
+    bad = tmp_path / f"notes{suffix}"
+    bad.write_bytes(b"this is a text file, not audio\n" * 50)
+    for decode in (probe_duration, decode_full, lambda p: decode_segments(p, [0.0])):
+        with pytest.raises(DecodeError) as err:
+            decode(bad)
+        assert str(err.value) == f"'{bad}': ffmpeg: Invalid data found when processing input"
+
+
 def test_a_file_without_audio_is_one_clear_line(tmp_path):
     video = tmp_path / "video.mp4"
     subprocess.run([find_ffmpeg(), "-v", "error", "-f", "lavfi", "-i", "testsrc=d=2", "-c:v", "mpeg4", str(video)],
