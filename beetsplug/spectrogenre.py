@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -28,9 +30,25 @@ import mediafile
 from beets import ui
 from beets.dbcore import types
 from beets.plugins import BeetsPlugin
+from beets.util import displayable_path
 
 CONFIDENCE_PLACES = 3  # digits kept in the database and in file tags alike
 DEFAULT_NAMES = {"hiphop": "Hip-Hop"}  # other labels are title-cased
+MAX_TIMEOUT = 24 * 3600  # seconds; far beyond any decode, and within what subprocess and threads accept
+
+
+def _is_whole(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _label_key(name):
+    """How genre_map keys are matched to labels: hip-hop, Hip_Hop and hiphop all name ``hiphop``."""
+    return re.sub(r"[-_ ]", "", str(name).lower())
+
+
+def _describe(artist, title, path):
+    """``artist - title`` as log lines show a track or album, else its path."""
+    return " - ".join(part for part in (artist, title) if part) or displayable_path(path)
 
 
 @contextmanager
@@ -151,9 +169,9 @@ class SpectrogenrePlugin(BeetsPlugin):
         self._clf = None
         self._settings = None
         self._track_log = self._log.info  # beets shows an import stage's info lines with -v
-        if self.config["auto"].get(bool):
-            self.import_stages = [self.imported]
-            self.register_listener("import_begin", self._prepare_import)
+        # registered whatever ``auto`` says: a bad value is reported by _prepare, not by a failed plugin load
+        self.import_stages = [self.imported]
+        self.register_listener("import_begin", self._prepare_import)
 
     # -- model and settings -------------------------------------------------
 
@@ -173,31 +191,28 @@ class SpectrogenrePlugin(BeetsPlugin):
 
     def _prepare(self, jobs=None):
         """Load the model and check every setting: a bad one stops the run before any track is touched."""
-        from genre_model.audio import find_ffmpeg
-        from genre_model.errors import ParameterError
-
         self.classifier  # noqa: B018
-        configured = self.config["ffmpeg"].get()
-        try:  # ~ expanded; a bare name is looked up on PATH; None: ffmpeg on PATH, imageio-ffmpeg's, or audioread
-            ffmpeg = find_ffmpeg(os.path.expanduser(str(configured)) if configured else None)
-        except ParameterError as exc:
-            raise ui.UserError(f"spectrogenre: {exc}") from None
+        self.config["auto"].get(bool)  # checked with the others; the import stage reads it itself
         settings = {
-            "ffmpeg": ffmpeg,
-            "count": self.config["count"].get(int),
-            "slices": self.config["slices"].get(int),
+            "force": self.config["force"].get(bool),
+            "keep_existing": self.config["keep_existing"].get(bool),
+            "ffmpeg": self._ffmpeg(),
+            "count": self.config["count"].get(),
+            "slices": self.config["slices"].get(),
             "timeout": self.config["timeout"].as_number(),
             "min_confidence": self.config["min_confidence"].as_number(),
-            "threads": self.config["threads"].get(int),
-            "genre_map": self.config["genre_map"].get(dict) or {},
+            "threads": self.config["threads"].get(),
+            "names": self._genre_names(),
             "aggregation": self._aggregation(),
         }
         for name, bad, rule in (
-            ("count", settings["count"] < 1, "at least 1"),
-            ("slices", settings["slices"] < 1, "at least 1"),
-            ("timeout", settings["timeout"] <= 0, "a number of seconds above 0"),
+            ("count", not _is_whole(settings["count"]) or settings["count"] < 1, "a whole number, at least 1"),
+            ("slices", not _is_whole(settings["slices"]) or settings["slices"] < 1, "a whole number, at least 1"),
+            ("timeout", not 0 < settings["timeout"] <= MAX_TIMEOUT,
+             f"a number of seconds above 0, at most {MAX_TIMEOUT} (a day)"),
             ("min_confidence", not 0 <= settings["min_confidence"] <= 1, "between 0 and 1"),
-            ("threads", settings["threads"] < 0, "0 (one per CPU) or more"),
+            ("threads", not _is_whole(settings["threads"]) or settings["threads"] < 0,
+             "a whole number, 0 (one per CPU) or more"),
             ("--jobs", jobs is not None and jobs < 1, "at least 1"),
         ):
             if bad:
@@ -206,11 +221,56 @@ class SpectrogenrePlugin(BeetsPlugin):
         self._settings = settings
 
     def _prepare_import(self, session):
-        self._prepare()
+        if self.config["auto"].get(bool):
+            self._prepare()
+
+    def _ffmpeg(self):
+        """The ffmpeg to decode with: the configured one, else ffmpeg on PATH, imageio-ffmpeg's, or None (audioread).
+
+        A configured path has ``~`` expanded and a bare name is looked up on
+        PATH; one that is missing, or does not answer ``-version`` as ffmpeg
+        does, is a UserError.
+        """
+        from genre_model.audio import find_ffmpeg
+        from genre_model.errors import ParameterError
+
+        configured = self.config["ffmpeg"].get()
+        if not configured:
+            return find_ffmpeg()
+        try:
+            ffmpeg = find_ffmpeg(os.path.expanduser(str(configured)))
+        except ParameterError as exc:
+            raise ui.UserError(f"spectrogenre: {exc}") from None
+        try:
+            version = subprocess.run([ffmpeg, "-version"], stdin=subprocess.DEVNULL, capture_output=True,
+                                     timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            version = b""
+        if not version.startswith(b"ffmpeg version"):
+            raise ui.UserError(f"spectrogenre: ffmpeg {ffmpeg!r} is not ffmpeg (its -version does not say so)")
+        return ffmpeg
+
+    def _genre_names(self):
+        """The name stored for each model label: genre_map's, else the default; a bad map is a UserError."""
+        labels = self.classifier.labels
+        by_key = {_label_key(label): label for label in labels}
+        names = {label: DEFAULT_NAMES.get(label) or label.title() for label in labels}
+        mapped = set()
+        for key, name in (self.config["genre_map"].get(dict) or {}).items():
+            label = by_key.get(_label_key(key))
+            if label is None:
+                raise ui.UserError(f"spectrogenre: genre_map: {key!r} is none of the model's genres "
+                                   f"({', '.join(labels)})")
+            if label in mapped:
+                raise ui.UserError(f"spectrogenre: genre_map names {label!r} twice")
+            if not isinstance(name, str) or not name.strip():
+                raise ui.UserError(f"spectrogenre: genre_map: the name for {key!r} must be a non-empty text")
+            names[label] = name
+            mapped.add(label)
+        return names
 
     def _genre_name(self, label):
-        names = self._settings["genre_map"]
-        return str(names.get(label) or DEFAULT_NAMES.get(label) or label.title())
+        return self._settings["names"][label]
 
     # -- command and import stage -------------------------------------------
 
@@ -241,9 +301,11 @@ class SpectrogenrePlugin(BeetsPlugin):
         try:
             with ctrl_c_as_user_error(), interrupts_at_safe_points() as check_interrupt:
                 if opts.album:
-                    for album in lib.albums(args):
-                        votes = self.tag_items(lib, album.items(), write, opts.pretend, counts, check_interrupt)
-                        self.tag_album(album, votes, opts.pretend)
+                    albums = [(album, list(album.items())) for album in lib.albums(args)]
+                    total = sum(len(items) for _, items in albums)
+                    for album, items in albums:
+                        votes = self.tag_items(lib, items, write, opts.pretend, counts, check_interrupt, total=total)
+                        self.tag_album(album, items, votes, opts.pretend)
                         check_interrupt()
                 else:
                     items = lib.items(args)
@@ -253,12 +315,14 @@ class SpectrogenrePlugin(BeetsPlugin):
                       "{failed} failed".format_map(counts))
 
     def imported(self, session, task):
-        """Tag the imported tracks; the importer writes the files afterwards if it writes tags."""
+        """Tag the imported tracks (with ``auto``); the importer writes the files afterwards if it writes tags."""
+        if not self.config["auto"].get(bool):
+            return
         with interrupts_at_safe_points() as check_interrupt:
             votes = self.tag_items(session.lib, task.imported_items(), write=False, pretend=False,
                                    counts=Counter(), check_interrupt=check_interrupt)
             if task.is_album:
-                self.tag_album(task.album, votes, pretend=False)
+                self.tag_album(task.album, list(task.album.items()), votes, pretend=False)
 
     # -- the work -----------------------------------------------------------
 
@@ -268,8 +332,7 @@ class SpectrogenrePlugin(BeetsPlugin):
         ``check_interrupt`` (from :func:`interrupts_at_safe_points`) is called
         between tracks and while waiting for a decoder.
 
-        Returns each analysed item's top genre and confidence by item id, where the
-        genre was accepted (``min_confidence``).
+        Returns each analysed item's top label and confidence (as stored) by item id.
         """
         from threadpoolctl import threadpool_limits
 
@@ -309,8 +372,7 @@ class SpectrogenrePlugin(BeetsPlugin):
                     counts[outcome] += 1
                     if outcome != "failed":
                         counts["analysed"] += 1
-                        if prediction.confidence >= self._settings["min_confidence"]:
-                            votes[item.id] = (self._genre_name(prediction.genre), prediction.confidence)
+                        votes[item.id] = (prediction.genre, round(prediction.confidence, CONFIDENCE_PLACES))
                     check_interrupt()
         if progress:
             print("\r\033[K", end="", file=sys.stderr)
@@ -324,11 +386,13 @@ class SpectrogenrePlugin(BeetsPlugin):
                 yield item
 
     def _should_skip(self, item):
-        if self.config["force"].get(bool):
+        if self._settings["force"]:
             return False
-        if item.get("genre_model") == self.classifier.card.tag:
-            return True
-        return self.config["keep_existing"].get(bool) and bool(item.genres)
+        return self._analysed(item) or (self._settings["keep_existing"] and bool(item.genres))
+
+    def _analysed(self, item):
+        """Whether the current model's analysis is still stored (``beet update`` resets the confidence to 0)."""
+        return item.get("genre_model") == self.classifier.card.tag and item.get("genre_confidence", 0.0) > 0
 
     def _aggregation(self):
         """The configured aggregation (None: the model's own); a bad one is a UserError."""
@@ -381,13 +445,14 @@ class SpectrogenrePlugin(BeetsPlugin):
             item.genres = new
             item.genre_confidence = confidence
             item.genre_model = self.classifier.card.tag
+            item.genre_label = prediction.genre
             if write and not item.try_write():
                 item.load()  # the file is unchanged, so the database stays as it was
                 return "failed"
             item.store()
         shown = ", ".join(accepted) or f"{self._genre_name(prediction.genre)} below min_confidence"
-        self._report(pretend, "{0.artist} - {0.title}: {1} {2:.2f} (was: {3})", item, shown,
-                     confidence, ", ".join(old) or "no genre")
+        self._report(pretend, "{0}: {1} {2:.2f} (was: {3})", _describe(item.artist, item.title, item.path),
+                     shown, confidence, ", ".join(old) or "no genre")
         return "changed" if new != old else "unchanged"
 
     def _report(self, pretend, template, *args):
@@ -397,30 +462,32 @@ class SpectrogenrePlugin(BeetsPlugin):
         else:
             self._track_log(template, *args)
 
-    def tag_album(self, album, votes, pretend):
-        """Set the album's genres by its tracks' genres weighted by confidence.
+    def tag_album(self, album, items, votes, pretend):
+        """Set the album's genres by its tracks' top genres (the model's only) weighted by confidence.
 
-        ``votes`` are this run's accepted predictions; tracks analysed earlier by
-        the same model vote with their stored genre and confidence, if that
-        confidence reaches ``min_confidence`` (below it the stored genre is not
-        the model's).
+        ``votes`` are this run's predictions of ``items``; the other items vote
+        with the label and confidence the current model stored. A confidence
+        below ``min_confidence`` does not vote. ``keep_existing`` keeps a genre
+        the album already has, unless forced.
         """
-        tag = self.classifier.card.tag
+        if self._settings["keep_existing"] and not self._settings["force"] and album.genres:
+            return
         weights = Counter()
-        for item in album.items():
+        for item in items:
             if item.id in votes:
-                genre, confidence = votes[item.id]
-            elif (item.get("genre_model") == tag and item.genres
-                  and item.get("genre_confidence", 0.0) >= self._settings["min_confidence"]):
-                genre, confidence = item.genres[0], item.get("genre_confidence", 0.0)
+                label, confidence = votes[item.id]
+            elif self._analysed(item) and item.get("genre_label") in self._settings["names"]:
+                label, confidence = item.genre_label, item.genre_confidence
             else:
                 continue
-            weights[genre] += confidence
+            if confidence >= self._settings["min_confidence"]:
+                weights[self._genre_name(label)] += confidence
         if not weights:
             return
         genres = [name for name, _ in weights.most_common(self._settings["count"])]
         share = round(weights[genres[0]] / sum(weights.values()), CONFIDENCE_PLACES)
-        self._report(pretend, "album {0.albumartist} - {0.album}: {1} {2:.2f} (was: {3})", album,
+        self._report(pretend, "album {0}: {1} {2:.2f} (was: {3})",
+                     _describe(album.albumartist, album.album, os.path.dirname(items[0].path)),
                      ", ".join(genres), share, ", ".join(album.genres) or "no genre")
         if pretend:
             return

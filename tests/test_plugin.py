@@ -137,6 +137,15 @@ def test_skipping_forcing_and_parallel_runs(album):
     assert tagged(album) == serial, "parallel and serial runs write the same genres and confidences"
 
 
+def test_tracks_whose_genre_update_reverted_are_analysed_again(beets, audio):
+    beets("import", "-A", "-q", str(audio / "album"))  # as-is: the genres are in the library, not in the files
+    analysed = tagged(beets)
+    beets("update")  # reads the files' empty genre and confidence back; genre_model stays
+    assert set(tagged(beets).values()) == {("", "0.000")}
+    assert summary(beets("spectrogenre")) == "4 analysed, 4 changed, 0 skipped, 0 failed"
+    assert tagged(beets) == analysed
+
+
 def test_pretend_changes_neither_database_nor_files(album):
     before = album.snapshot()
     out = album("spectrogenre", "--pretend", "--write", "--album")
@@ -154,6 +163,17 @@ def test_keep_existing_leaves_genred_tracks_alone(album):
     assert album.fields("Vibe Ace")["genre_model"] == ""
     album("spectrogenre", "--force")
     assert album.fields("Vibe Ace")["genre_model"].startswith(f"{MODEL_NAME}@")
+
+
+def test_keep_existing_keeps_an_albums_genre_unless_forced(album):
+    album("modify", "-a", "-y", "genres=Polka")  # the album, and its tracks inherit it
+    album("modify", "-y", "genres=")  # the tracks only
+    album.configure(keep_existing="yes")
+    assert summary(album("spectrogenre", "--album")) == "4 analysed, 4 changed, 0 skipped, 0 failed"
+    assert album.ls(album=True, fmt="$genres") == ["Polka"]
+    album("spectrogenre", "--album", "--force")
+    (genres,) = album.ls(album=True, fmt="$genres")
+    assert genres in LABEL_NAMES
 
 
 def test_min_confidence_keeps_genre_but_stores_confidence(album):
@@ -177,6 +197,22 @@ def test_album_genre_is_voted_by_accepted_genres_only_and_holds_on_a_rerun(album
     assert album.ls(album=True, fmt="$genres $genre_confidence") == voted == [f"{tags[surest][0]} 1.000"]
 
 
+def test_album_genre_is_voted_by_the_models_labels_not_by_genres_it_refused(album):
+    album("modify", "-y", "genres=Polka")  # the user's genre, not one the model knows
+    album.configure(min_confidence="1")
+    album("spectrogenre")  # every genre refused: the tracks keep Polka
+    assert {genres for genres, _ in tagged(album).values()} == {"Polka"}
+    weights = Counter()
+    for line in album.ls(fmt="$genre_label $genre_confidence"):
+        label, confidence = line.split()
+        weights[label] += float(confidence)
+    (winner, weight), = weights.most_common(1)
+    album.configure(min_confidence="0", genre_map=f"{{{winner}: Renamed}}")
+    assert summary(album("spectrogenre", "--album")).endswith("4 skipped, 0 failed")
+    assert album.ls(album=True, fmt="$genres $genre_confidence") == [
+        f"Renamed {weight / sum(weights.values()):.3f}"], "the stored labels vote, named as configured now"
+
+
 def model_top(beets: Beets, k: int) -> dict[str, list[tuple[str, float]]]:
     """title: the shipped model's ``k`` best genres and scores for each library item, computed directly."""
     from genre_model.analysis import analyse_file
@@ -190,9 +226,9 @@ def model_top(beets: Beets, k: int) -> dict[str, list[tuple[str, float]]]:
 
 
 def test_count_keeps_top_genres_best_first_and_maps_their_names(album):
-    names = {"country": "Country & Western", "hiphop": "Hip-Hop"}
+    names = {"country": "Country & Western", "hiphop": "Rap"}
     top = model_top(album, 3)
-    album.configure(count="3", genre_map="{country: Country & Western}")
+    album.configure(count="3", genre_map="{Country: Country & Western, hip_hop: Rap}")  # case, - and _ ignored
     album("spectrogenre")
     expected = {title: "; ".join(names.get(label, label.title()) for label, _ in best) for title, best in top.items()}
     assert {title: genres for title, (genres, _) in tagged(album).items()} == expected
@@ -255,6 +291,13 @@ def test_write_failure_leaves_database_as_file(album):
     assert album.state("Vibe Ace") == before
 
 
+def test_a_track_without_artist_or_title_is_shown_by_its_path(album):
+    path = album.fields("Vibe Ace")["path"]
+    album("modify", "-y", "-M", "title:Vibe Ace", "artist=", "title=")
+    out = album("spectrogenre", "--pretend")
+    assert sum(line.startswith(f"{path}: ") for line in out.splitlines()) == 1, out
+
+
 def test_timeout_is_a_logged_failure(album):
     album.configure(timeout="0.001")
     out = album("spectrogenre")
@@ -278,9 +321,10 @@ def test_bad_model_stops_before_any_track(album, tmp_path, damage):
     assert album.snapshot() == before
 
 
-def test_progress_counter_is_drawn_on_a_terminal_only(album):
+@pytest.mark.parametrize("args", [[], ["--album"]], ids=["items", "albums"])
+def test_progress_counter_is_drawn_on_a_terminal_only(album, args):
     primary, terminal = pty.openpty()
-    proc = album.popen("spectrogenre", stderr=terminal)
+    proc = album.popen("spectrogenre", *args, stderr=terminal)
     os.close(terminal)
     drawn = b""
     while True:
@@ -298,7 +342,7 @@ def test_progress_counter_is_drawn_on_a_terminal_only(album):
     drawn = drawn.decode()
     assert re.findall(r"\rspectrogenre: (\d+)/4", drawn) == ["1", "2", "3", "4"]
     assert drawn.endswith("\r\033[K"), "the counter is cleared at the end"
-    piped = album("spectrogenre", "-f")
+    piped = album("spectrogenre", "-f", *args)
     assert summary(piped).startswith("4 analysed") and not re.search(r"spectrogenre: \d+/4", piped)
 
 
@@ -395,8 +439,11 @@ def test_ctrl_c_stops_promptly_and_leaves_no_half_tagged_track(album, audio):
         assert file_matches_row(row), row
 
 
-BAD_SETTINGS = [("aggregation", "median"), ("slices", "0"), ("count", "0"), ("timeout", "-5"),
-                ("min_confidence", "1.5"), ("threads", "many"), ("ffmpeg", "/nonexistent/ffmpeg")]
+BAD_SETTINGS = [("aggregation", "median"), ("slices", "0"), ("auto", "maybe"), ("force", "maybe"),
+                ("keep_existing", "maybe"), ("count", "0"), ("count", "2.5"), ("count", ".inf"),
+                ("timeout", "-5"), ("timeout", ".inf"), ("timeout", "100000000"), ("min_confidence", "1.5"),
+                ("threads", "many"), ("ffmpeg", "/nonexistent/ffmpeg"), ("ffmpeg", "/bin/true"),
+                ("genre_map", "{rap: Rap}"), ("genre_map", "{jazz: [Cool, Hot]}")]
 
 
 @pytest.mark.parametrize("setting, value", BAD_SETTINGS + [("--jobs", "0")])
@@ -413,7 +460,7 @@ def test_bad_setting_stops_before_any_track(album, setting, value):
     assert album.snapshot() == before
 
 
-@pytest.mark.parametrize("setting, value", BAD_SETTINGS[:2])
+@pytest.mark.parametrize("setting, value", BAD_SETTINGS[:3])
 def test_bad_setting_stops_import_before_any_track(beets, audio, setting, value):
     beets.configure(**{setting: value})
     proc = beets.run("import", "-A", "-q", str(audio / "album"), check=False)
