@@ -91,6 +91,14 @@ def test_a_cut_short_download_is_heard_from_the_audio_it_has(classifier, tmp_pat
     assert analyse_file(cut, classifier).genre in classifier.labels
 
 
+def test_a_stored_length_too_short_to_analyse_is_checked_against_the_file(classifier, tmp_path):
+    """beets' length of a file since emptied or deleted must not hide why it fails."""
+    (tmp_path / "emptied.mp3").write_bytes(b"")
+    for name, reason in (("emptied.mp3", "empty file"), ("deleted.mp3", "No such file")):
+        with pytest.raises(DecodeError, match=reason):
+            track_log_mels(tmp_path / name, classifier.frontend, duration=0.3)
+
+
 @pytest.mark.parametrize("bad, reason", [(np.nan, "non-finite samples"), (np.inf, "non-finite samples"),
                                          (1e30, "too large")])
 def test_a_float_file_with_broken_samples_is_one_clear_line(classifier, tmp_path, bad, reason):
