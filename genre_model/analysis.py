@@ -22,11 +22,12 @@ def track_log_mels(path: PathLike, frontend: dict, *, n_slices: int = N_SLICES,
 
     ``duration`` (seconds) saves probing the file when the caller knows it. A
     track shorter than one slice is decoded whole and repeated to fill one, as
-    training pads it. When slices come back silent and the audio that decodes
-    proves shorter than the duration (tags and headers can overstate it: a VBR
-    MP3 without a length header, a cut-short download), they are placed again
-    over that audio. Silent slices are dropped; a track that is too short,
-    wholly silent or not finite raises :class:`DecodeError`.
+    training pads it. When the slices fall silent from one of them to the end
+    and the audio that decodes proves shorter than the duration (tags and
+    headers can overstate it: a VBR MP3 without a length header, a cut-short
+    download), they are placed again over that audio. Silent slices are
+    dropped; a track that is too short, wholly silent or not finite raises
+    :class:`DecodeError`.
 
     Returns
     -------
@@ -37,11 +38,12 @@ def track_log_mels(path: PathLike, frontend: dict, *, n_slices: int = N_SLICES,
     if not (duration and duration >= MIN_SECONDS):  # a stored length can understate it too
         duration = probe_duration(path, ffmpeg=ffmpeg, timeout=timeout)
     y = _decode_slices(path, duration, n_slices, slice_samples, sr, ffmpeg, timeout)
-    if not np.isfinite(y).all():
-        raise DecodeError(path, "non-finite samples (NaN or infinity)")
     audible = np.abs(y).max(axis=1) >= SILENCE_PEAK
-    if not audible.all():
-        decoded = decoded_duration(path, ffmpeg=ffmpeg, timeout=timeout)
+    if not audible[np.argmin(audible):].any():  # silent from one slice to the end: cut short?
+        try:
+            decoded = decoded_duration(path, ffmpeg=ffmpeg, timeout=timeout)
+        except DecodeError:  # too long to count in time: keep what was heard
+            decoded = duration
         if decoded < duration - slice_samples / sr:
             y = _decode_slices(path, decoded, n_slices, slice_samples, sr, ffmpeg, timeout)
             audible = np.abs(y).max(axis=1) >= SILENCE_PEAK
@@ -60,18 +62,29 @@ def track_log_mels(path: PathLike, frontend: dict, *, n_slices: int = N_SLICES,
 
 def _decode_slices(path: PathLike, duration: float, n_slices: int, slice_samples: int, sr: int,
                    ffmpeg: str | None, timeout: float) -> np.ndarray:
-    """The slices of a track of ``duration`` seconds, as audio: shape (k, slice_samples)."""
+    """The slices of a track said to last ``duration`` seconds, as audio: shape (k, slice_samples).
+
+    Said to be shorter than a slice, it is decoded from the start (two slices
+    at most) and, if it is, repeated to fill one; if not, it is probed.
+    """
     if duration < MIN_SECONDS:
         raise DecodeError(path, f"too short ({duration:.2f} s, need at least {MIN_SECONDS:g} s)")
+    y = None
     if duration * sr < slice_samples:
-        try:
-            whole = decode_full(path, sr=sr, ffmpeg=ffmpeg, timeout=timeout)
-            y = pad_to_slice(whole, n_samples=slice_samples, sr=sr)
-        except ParameterError as exc:
-            raise DecodeError(path, str(exc)) from None
-        return y[None, :slice_samples]
-    starts = slice_starts(duration, n_slices=n_slices, slice_seconds=slice_samples / sr)
-    return decode_segments(path, starts, duration=slice_samples / sr, sr=sr, ffmpeg=ffmpeg, timeout=timeout)
+        head = decode_full(path, sr=sr, ffmpeg=ffmpeg, timeout=timeout, max_seconds=2 * slice_samples / sr)
+        if head.size < slice_samples:
+            try:
+                y = pad_to_slice(head, n_samples=slice_samples, sr=sr)[None]
+            except ParameterError as exc:
+                raise DecodeError(path, str(exc)) from None
+        else:  # longer than it was said to be
+            duration = probe_duration(path, ffmpeg=ffmpeg, timeout=timeout)
+    if y is None:
+        starts = slice_starts(duration, n_slices=n_slices, slice_seconds=slice_samples / sr)
+        y = decode_segments(path, starts, duration=slice_samples / sr, sr=sr, ffmpeg=ffmpeg, timeout=timeout)
+    if not np.isfinite(y).all():
+        raise DecodeError(path, "non-finite samples (NaN or infinity)")
+    return y
 
 
 def analyse_file(path: PathLike, classifier: GenreClassifier, *, n_slices: int = N_SLICES,

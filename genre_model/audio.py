@@ -179,8 +179,8 @@ def decode_segments(
 
 
 def decode_full(path: PathLike, *, sr: int = SAMPLE_RATE, ffmpeg: str | None = None,
-                timeout: float = DECODE_TIMEOUT_S) -> np.ndarray:
-    """Decode a whole file to mono float32 at ``sr``.
+                timeout: float = DECODE_TIMEOUT_S, max_seconds: float | None = None) -> np.ndarray:
+    """Decode a whole file, or its first ``max_seconds``, to mono float32 at ``sr``.
 
     Returns
     -------
@@ -189,9 +189,10 @@ def decode_full(path: PathLike, *, sr: int = SAMPLE_RATE, ffmpeg: str | None = N
     _check_readable(path)
     exe = find_ffmpeg(ffmpeg)
     if exe is None:
-        return _audioread_full(path, sr)
+        return _audioread_full(path, sr)[: None if max_seconds is None else int(round(max_seconds * sr))]
+    limit = [] if max_seconds is None else ["-t", f"{max_seconds:.6f}"]
     cmd = [exe, "-hide_banner", "-nostdin", "-v", "error", "-i", _input_arg(path),
-           "-map", "0:a:0", "-ac", "1", "-ar", str(sr), "-f", "f32le", "-"]
+           "-map", "0:a:0", "-ac", "1", "-ar", str(sr), *limit, "-f", "f32le", "-"]
     returncode, stdout, stderr = _run(cmd, path, timeout)
     if returncode != 0:
         raise _ffmpeg_error(path, stderr, f"exit status {returncode}")

@@ -11,6 +11,7 @@ from scipy.io import wavfile
 
 from audio_factory import DEMO_DIR, encode
 from genre_model.aggregate import aggregate
+from genre_model import analysis
 from genre_model.analysis import analyse_file, predict_tracks, track_log_mels
 from genre_model.audio import decode_full, decoded_duration, probe_duration
 from genre_model.constants import frontend_params
@@ -97,6 +98,38 @@ def test_a_stored_length_too_short_to_analyse_is_checked_against_the_file(classi
     for name, reason in (("emptied.mp3", "empty file"), ("deleted.mp3", "No such file")):
         with pytest.raises(DecodeError, match=reason):
             track_log_mels(tmp_path / name, classifier.frontend, duration=0.3)
+
+
+def _music_with_silence(tmp_path, name, silent_from, silent_to, seconds=30.0):
+    """Vibe Ace for ``seconds``, silent from ``silent_from`` to ``silent_to`` s, as FLAC."""
+    y = decode_full(DEMO_DIR / "macleod-vibe-ace.ogg")[: int(seconds * 22_050)].copy()
+    y[int(silent_from * 22_050): int(silent_to * 22_050)] = 0.0
+    return encode(y, tmp_path / name)
+
+
+def test_a_silent_slice_with_music_after_it_is_dropped_without_decoding_the_whole_file(classifier, tmp_path,
+                                                                                        monkeypatch):
+    """Silence between movements cannot mean a cut-short file: only a silent end is measured."""
+    path = _music_with_silence(tmp_path, "pause.flac", 12.0, 18.0)  # the middle of 5 slices, 13.7-16.3 s
+    monkeypatch.setattr(analysis, "decoded_duration", lambda *a, **k: pytest.fail("decoded the whole file"))
+    assert len(track_log_mels(path, classifier.frontend)) == 4
+
+
+def test_a_silent_end_that_cannot_be_measured_in_time_keeps_the_slices_heard(classifier, tmp_path, monkeypatch):
+    path = _music_with_silence(tmp_path, "fade.flac", 20.0, 30.0)  # the last slice, 22.3-24.9 s
+
+    def too_slow(p, **kwargs):
+        raise DecodeError(p, "decoding took longer than 60 s")
+
+    monkeypatch.setattr(analysis, "decoded_duration", too_slow)
+    assert len(track_log_mels(path, classifier.frontend)) == 4
+
+
+def test_a_long_file_stored_as_shorter_than_a_slice_is_probed_and_sliced_as_usual(classifier, tmp_path):
+    """beets' length of a file replaced since import: decoding it whole to pad it would cost minutes."""
+    path = encode(DEMO_DIR / "macleod-vibe-ace.ogg", tmp_path / "long.mp3", duration=40.0)
+    np.testing.assert_array_equal(track_log_mels(path, classifier.frontend, duration=2.0),
+                                  track_log_mels(path, classifier.frontend))
 
 
 @pytest.mark.parametrize("bad, reason", [(np.nan, "non-finite samples"), (np.inf, "non-finite samples"),
