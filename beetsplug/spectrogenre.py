@@ -208,9 +208,10 @@ class SpectrogenrePlugin(BeetsPlugin):
         for name, bad, rule in (
             ("count", not _is_whole(settings["count"]) or settings["count"] < 1, "a whole number, at least 1"),
             ("slices", not _is_whole(settings["slices"]) or settings["slices"] < 1, "a whole number, at least 1"),
-            ("timeout", not 0 < settings["timeout"] <= MAX_TIMEOUT,
+            ("timeout", isinstance(settings["timeout"], bool) or not 0 < settings["timeout"] <= MAX_TIMEOUT,
              f"a number of seconds above 0, at most {MAX_TIMEOUT} (a day)"),
-            ("min_confidence", not 0 <= settings["min_confidence"] <= 1, "between 0 and 1"),
+            ("min_confidence", isinstance(settings["min_confidence"], bool)
+             or not 0 <= settings["min_confidence"] <= 1, "a number between 0 and 1"),
             ("threads", not _is_whole(settings["threads"]) or settings["threads"] < 0,
              "a whole number, 0 (one per CPU) or more"),
             ("--jobs", jobs is not None and jobs < 1, "at least 1"),
@@ -438,7 +439,8 @@ class SpectrogenrePlugin(BeetsPlugin):
         threshold = self._settings["min_confidence"]
         top = prediction.top(self._settings["count"])
         old = list(item.genres)
-        accepted = [self._genre_name(label) for label, score in top if score >= threshold]
+        # the threshold sees the confidence as stored, as the album vote and `beet ls` see it
+        accepted = [self._genre_name(label) for label, score in top if round(score, CONFIDENCE_PLACES) >= threshold]
         new = accepted or old
         confidence = round(prediction.confidence, CONFIDENCE_PLACES)
         if not pretend:

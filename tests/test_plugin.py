@@ -213,6 +213,16 @@ def test_album_genre_is_voted_by_the_models_labels_not_by_genres_it_refused(albu
         f"Renamed {weight / sum(weights.values()):.3f}"], "the stored labels vote, named as configured now"
 
 
+def test_min_confidence_judges_the_confidence_as_stored_for_tracks_and_album_alike(album):
+    """One slice, voted: a share of 1 - 1e-7 is stored as 1.000, so min_confidence 1 accepts it everywhere."""
+    album.configure(aggregation="vote", slices="1", min_confidence="1")
+    album("spectrogenre", "--album")
+    tracks = tagged(album)
+    assert all(genres in LABEL_NAMES and confidence == "1.000" for genres, confidence in tracks.values()), tracks
+    (genres,) = album.ls(album=True, fmt="$genres")
+    assert genres in {g for g, _ in tracks.values()}
+
+
 def model_top(beets: Beets, k: int) -> dict[str, list[tuple[str, float]]]:
     """title: the shipped model's ``k`` best genres and scores for each library item, computed directly."""
     from genre_model.analysis import analyse_file
@@ -441,7 +451,8 @@ def test_ctrl_c_stops_promptly_and_leaves_no_half_tagged_track(album, audio):
 
 BAD_SETTINGS = [("aggregation", "median"), ("slices", "0"), ("auto", "maybe"), ("force", "maybe"),
                 ("keep_existing", "maybe"), ("count", "0"), ("count", "2.5"), ("count", ".inf"),
-                ("timeout", "-5"), ("timeout", ".inf"), ("timeout", "100000000"), ("min_confidence", "1.5"),
+                ("timeout", "-5"), ("timeout", ".inf"), ("timeout", "100000000"), ("timeout", "yes"),
+                ("min_confidence", "1.5"), ("min_confidence", "yes"),
                 ("threads", "many"), ("ffmpeg", "/nonexistent/ffmpeg"), ("ffmpeg", "/bin/true"),
                 ("genre_map", "{rap: Rap}"), ("genre_map", "{jazz: [Cool, Hot]}")]
 
