@@ -6,17 +6,19 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from audio_factory import encode
+from audio_factory import DEMO_DIR, encode
 from genre_model.analysis import analyse_file
+from genre_model.audio import decode_full
 from genre_model.constants import SLICE_SAMPLES
 from genre_model.dataset import read_tracks
+from genre_model.errors import DecodeError, ParameterError
 from genre_model.evaluate import CONDITIONS, degrade, evaluate
 from genre_model.inference import GenreClassifier, float_twin_path, sidecar_path
 
 pytest.importorskip("tensorflow")
 pytest.importorskip("keras")
 
-from genre_model.training.augment import CODECS  # noqa: E402
+from genre_model.training.augment import CODECS, codec_round_trip  # noqa: E402
 from genre_model.training.train import TrainConfig, cached_windows, train  # noqa: E402
 
 TINY_NETWORK = TrainConfig(data="", out="", widths=(4, 8), stem_stride=2)  # builds and converts in seconds
@@ -71,9 +73,57 @@ def test_the_window_cache_is_keyed_by_the_codec_arguments(dataset, tmp_path, mon
     tracks = read_tracks(dataset, "train")[:1]
     config = replace(TINY_NETWORK, codecs=("mp3",), cache_dir=str(tmp_path))
     cached_windows(tracks, config)
-    monkeypatch.setitem(CODECS, "mp3", [arg.replace("128k", "64k") for arg in CODECS["mp3"]])
+    suffix, options = CODECS["mp3"]
+    monkeypatch.setitem(CODECS, "mp3", (suffix, [arg.replace("128k", "64k") for arg in options]))
     cached_windows(tracks, config)
     assert len(list(tmp_path.iterdir())) == 2, "other MP3 copies, another cache entry"
+
+@pytest.mark.parametrize("codec", sorted(CODECS))
+def test_a_codec_copy_starts_where_the_original_does(codec):
+    """Through a pipe, MP3 and AAC came back ~50 ms late: a gap at every seam of a repeated excerpt."""
+    y = decode_full(DEMO_DIR / "macleod-vibe-ace.ogg")[5 * SR: 8 * SR]
+    copy = codec_round_trip(y, codec)
+    assert copy.size == y.size
+    lags = np.arange(-200, 2000)
+    middle = slice(4000, 4000 + SR)
+    similarity = [np.dot(y[middle], copy[middle.start + lag: middle.stop + lag]) for lag in lags]
+    assert abs(lags[int(np.argmax(similarity))]) <= 2
+
+
+def test_a_window_cache_cut_short_is_built_again(dataset, tmp_path):
+    tracks = read_tracks(dataset, "train")[:2]
+    config = replace(TINY_NETWORK, codecs=(), cache_dir=str(tmp_path))
+    first = cached_windows(tracks, config)
+    (cache,) = tmp_path.iterdir()
+    cache.write_bytes(cache.read_bytes()[:1000])
+    again = cached_windows(tracks, config)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert [p.name for p in tmp_path.iterdir()] == [cache.name]
+
+
+def test_a_training_file_too_short_to_pad_is_named(dataset, tmp_path):
+    short = encode(_track("tones", 9)[: SR].astype(np.float32), tmp_path / "tones" / "tones.9.flac")
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "splits" / "train.txt").write_text("tones/tones.9.flac\n")
+    with pytest.raises(DecodeError, match="tones.9.flac.*need at least 1.5 s"):
+        cached_windows(read_tracks(tmp_path, "train"), replace(TINY_NETWORK, codecs=(), cache_dir=None))
+    assert short.is_file()
+
+
+def test_a_valid_genre_without_training_tracks_stops_training_before_it_starts(dataset, tmp_path):
+    (tmp_path / "splits").mkdir()
+    for split, names in (("train", ["tones/tones.0.flac", "noise/noise.0.flac"]),
+                         ("valid", ["clicks/clicks.4.flac"])):
+        (tmp_path / "splits" / f"{split}.txt").write_text("\n".join(names) + "\n")
+    for name in ("tones/tones.0.flac", "noise/noise.0.flac", "clicks/clicks.4.flac"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes((dataset / name).read_bytes())
+    out = tmp_path / "model.tflite"
+    with pytest.raises(ParameterError, match="valid split genres with no training track: clicks"):
+        train(replace(TINY_NETWORK, data=str(tmp_path), out=str(out), cache_dir=None))
+    assert not out.exists()
+
 
 def test_tiny_training_run_produces_a_loadable_int8_model(dataset, tmp_path):
     out = tmp_path / "tiny.tflite"

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import subprocess
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
-from ..audio import find_ffmpeg
+from ..audio import decode_full, find_ffmpeg
 from ..constants import SAMPLE_RATE
 from ..evaluate import CONDITIONS
 
-# the lossy conditions of the robustness evaluation, with the container to pipe them through
-CODECS = {
-    "mp3": [*CONDITIONS["mp3_128k"][1], "-f", "mp3"],
-    "opus": [*CONDITIONS["opus_64k"][1], "-f", "ogg"],
-    "aac": [*CONDITIONS["aac_96k"][1], "-f", "adts"],
-}
+# each codec's lossy condition of the robustness evaluation: file suffix and ffmpeg options
+CODECS = {"mp3": CONDITIONS["mp3_128k"], "opus": CONDITIONS["opus_64k"], "aac": CONDITIONS["aac_96k"]}
 # every kind of degraded training copy: the codecs, and "clip" (:func:`overdriven`)
 COPIES = (*CODECS, "clip")
 CLIP_DRIVE_DB = (3.0, 12.0)  # range of the gain that drives a "clip" copy into clipping
@@ -34,18 +32,18 @@ def degraded_copy(y: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndar
 
 
 def codec_round_trip(y: np.ndarray, codec: str, *, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """Encode mono float32 audio with a lossy codec and decode it back, same length."""
-    exe = find_ffmpeg()
-    raw = ["-f", "f32le", "-ac", "1", "-ar", str(sr)]
-    encoded = subprocess.run(
-        [exe, "-v", "error", "-nostdin", *raw, "-i", "-", *CODECS[codec], "-"],
-        input=np.ascontiguousarray(y, dtype="<f4").tobytes(), capture_output=True, check=True,
-    ).stdout
-    decoded = subprocess.run(
-        [exe, "-v", "error", "-nostdin", "-i", "-", *raw, "-"],
-        input=encoded, capture_output=True, check=True,
-    ).stdout
-    out = np.frombuffer(decoded, dtype="<f4")
+    """Encode mono float32 audio with a lossy codec into a file and decode it back, same length.
+
+    A file, as the robustness copies are and as a listener's are: only its header tells the
+    decoder the encoder's delay, which MP3 and AAC through a pipe keep as ~50 ms of silence.
+    """
+    suffix, options = CODECS[codec]
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / f"copy{suffix}"
+        subprocess.run([find_ffmpeg(), "-v", "error", "-nostdin", "-f", "f32le", "-ac", "1", "-ar", str(sr),
+                        "-i", "-", *options, f"file:{copy}"],
+                       input=np.ascontiguousarray(y, dtype="<f4").tobytes(), capture_output=True, check=True)
+        out = decode_full(copy, sr=sr)
     return np.pad(out, (0, max(0, y.size - out.size)))[: y.size].astype(np.float32)
 
 

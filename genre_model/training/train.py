@@ -14,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
+import zipfile
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ import numpy as np
 from ..audio import decode_full
 from ..constants import HOP_LENGTH, LOG_FLOOR, SLICE_FRAMES, frontend_params
 from ..dataset import LabelledTrack, read_tracks
+from ..errors import DecodeError, ParameterError
 from ..aggregate import AGGREGATIONS, fit_aggregator
 from ..calibration import Calibration, fit_calibration
 from ..evaluate import (classification_metrics, cross_validated, evaluate, run_split, split_log_mels,
@@ -91,7 +94,10 @@ def track_windows(track: LabelledTrack, config: TrainConfig) -> list[np.ndarray]
     rng = np.random.default_rng(zlib.crc32(track.path.name.encode()))  # a clip's drive, the same every run
     versions = [y] + [degraded_copy(y, kind, rng) for kind in config.codecs]
     hop = config.window_hop_frames * HOP_LENGTH
-    return [log_mel_spectrogram(training_windows(v, hop=hop, min_windows=config.min_windows)) for v in versions]
+    try:
+        return [log_mel_spectrogram(training_windows(v, hop=hop, min_windows=config.min_windows)) for v in versions]
+    except ParameterError as exc:  # too short to pad
+        raise DecodeError(track.path, str(exc)) from None
 
 
 def cached_windows(tracks: list[LabelledTrack], config: TrainConfig) -> list[np.ndarray]:
@@ -108,11 +114,16 @@ def cached_windows(tracks: list[LabelledTrack], config: TrainConfig) -> list[np.
                      + ([config.min_windows] if config.min_windows > 1 else []))
     path = Path(config.cache_dir) / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
     if path.is_file():
-        with np.load(path) as cached:
-            return [cached[str(i)].astype(np.float32) for i in range(len(tracks))]
+        try:
+            with np.load(path) as cached:
+                return [cached[str(i)].astype(np.float32) for i in range(len(tracks))]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # a write cut short: rebuilt
+            log.warning("window cache %s unreadable (%s); building it again", path, exc)
     windows = [np.stack(track_windows(t, config)).astype(np.float16) for t in tracks]
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **{str(i): w for i, w in enumerate(windows)})
+    partial = path.with_name(f"{path.stem}.partial.npz")
+    np.savez(partial, **{str(i): w for i, w in enumerate(windows)})
+    os.replace(partial, path)  # whole or absent: an interrupted write leaves no cache to trust
     return [w.astype(np.float32) for w in windows]  # as a later run reads them back: the same inputs
 
 
@@ -359,6 +370,10 @@ def train(config: TrainConfig) -> dict:
     rng = np.random.default_rng(config.seed)
     tracks = read_tracks(config.data, config.train_split)
     labels = sorted({t.genre for t in tracks})
+    if config.valid_split:  # checked now, not after the training it would end
+        unknown = sorted({t.genre for t in read_tracks(config.data, config.valid_split)} - set(labels))
+        if unknown:
+            raise ParameterError(f"valid split genres with no training track: {', '.join(unknown)}")
     log.info("decoding %d training tracks", len(tracks))
     x, y, weight, track_id = build_dataset(tracks, labels, config)
     mean, std = float(x.mean()), float(x.std())
