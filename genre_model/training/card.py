@@ -121,7 +121,9 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
              c["calibrated_balanced_accuracy"], c["calibrated_ece"], c["temperature"]]
             for m, c in report["aggregation_comparison"].items()]),
         "",
-        f"Default: **{sidecar['aggregation']}** (best calibrated track accuracy, then balanced accuracy, then ECE).",
+        f"Default: **{sidecar['aggregation']}** (best calibrated track accuracy, then balanced accuracy, then ECE;",
+        "chosen by the cross-validated figures above, so the default's cross-validated accuracy below includes",
+        "this pick of one aggregation among four).",
         "",
         "## Calibration",
         "Bias-corrected temperature scaling (Alexandari et al. 2020): the stored `genre_confidence` is",
