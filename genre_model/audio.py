@@ -37,12 +37,15 @@ def find_ffmpeg(configured: str | None = None) -> str | None:
     """Path of the ffmpeg to use: ``configured``, else ``ffmpeg`` on PATH, else imageio-ffmpeg's.
 
     Returns None when there is none (decoding then falls back to audioread).
-    A configured path that does not exist is an error, not a silent fallback.
+    A configured path that does not exist, or does not answer ``-version`` as
+    ffmpeg does, is an error, not a silent fallback.
     """
     if configured:
         found = shutil.which(configured)
         if found is None:
             raise ParameterError(f"ffmpeg not found at {configured!r}")
+        if not ffmpeg_version(found).startswith("ffmpeg version"):
+            raise ParameterError(f"ffmpeg {found!r} is not ffmpeg (its -version does not say so)")
         return found
     found = shutil.which("ffmpeg")
     if found:
@@ -55,6 +58,15 @@ def find_ffmpeg(configured: str | None = None) -> str | None:
         return imageio_ffmpeg.get_ffmpeg_exe()
     except RuntimeError:
         return None
+
+
+def ffmpeg_version(exe: str) -> str:
+    """The first line of ``exe -version`` (``ffmpeg version n9.0.2 Copyright ...``); empty if it does not answer."""
+    try:
+        proc = subprocess.run([exe, "-version"], stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return proc.stdout.decode("utf-8", "replace").partition("\n")[0]
 
 
 def _input_arg(path: PathLike) -> bytes:

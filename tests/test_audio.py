@@ -179,6 +179,12 @@ def test_configured_ffmpeg_that_does_not_exist_is_refused():
         find_ffmpeg("/nonexistent/ffmpeg")
 
 
+def test_configured_program_that_is_not_ffmpeg_is_refused():
+    with pytest.raises(ParameterError, match="'/bin/true' is not ffmpeg"):
+        find_ffmpeg("/bin/true")
+    assert find_ffmpeg(find_ffmpeg()) == find_ffmpeg()
+
+
 def test_audioread_fallback_without_ffmpeg(tmp_path, monkeypatch):
     wav = encode(sine(440.0, 6.0, sr=44_100), tmp_path / "tone.wav", sr=44_100)
     via_ffmpeg = decode_segments(wav, [2.0])
