@@ -47,6 +47,8 @@ def track_log_mels(path: PathLike, frontend: dict, *, n_slices: int = N_SLICES,
         if decoded < duration - slice_samples / sr:
             y = _decode_slices(path, decoded, n_slices, slice_samples, sr, ffmpeg, timeout)
             audible = np.abs(y).max(axis=1) >= SILENCE_PEAK
+    if not np.isfinite(y).all():
+        raise DecodeError(path, "non-finite samples (NaN or infinity)")
     y = y[audible]
     if y.shape[0] == 0:
         raise DecodeError(path, "silent (no slice above -80 dBFS)")
@@ -69,22 +71,16 @@ def _decode_slices(path: PathLike, duration: float, n_slices: int, slice_samples
     """
     if duration < MIN_SECONDS:
         raise DecodeError(path, f"too short ({duration:.2f} s, need at least {MIN_SECONDS:g} s)")
-    y = None
     if duration * sr < slice_samples:
         head = decode_full(path, sr=sr, ffmpeg=ffmpeg, timeout=timeout, max_seconds=2 * slice_samples / sr)
         if head.size < slice_samples:
             try:
-                y = pad_to_slice(head, n_samples=slice_samples, sr=sr)[None]
+                return pad_to_slice(head, n_samples=slice_samples, sr=sr)[None]
             except ParameterError as exc:
                 raise DecodeError(path, str(exc)) from None
-        else:  # longer than it was said to be
-            duration = probe_duration(path, ffmpeg=ffmpeg, timeout=timeout)
-    if y is None:
-        starts = slice_starts(duration, n_slices=n_slices, slice_seconds=slice_samples / sr)
-        y = decode_segments(path, starts, duration=slice_samples / sr, sr=sr, ffmpeg=ffmpeg, timeout=timeout)
-    if not np.isfinite(y).all():
-        raise DecodeError(path, "non-finite samples (NaN or infinity)")
-    return y
+        duration = probe_duration(path, ffmpeg=ffmpeg, timeout=timeout)  # longer than it was said to be
+    starts = slice_starts(duration, n_slices=n_slices, slice_seconds=slice_samples / sr)
+    return decode_segments(path, starts, duration=slice_samples / sr, sr=sr, ffmpeg=ffmpeg, timeout=timeout)
 
 
 def analyse_file(path: PathLike, classifier: GenreClassifier, *, n_slices: int = N_SLICES,
