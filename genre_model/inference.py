@@ -119,18 +119,16 @@ class ModelCard:
         if (card.aggregation not in AGGREGATIONS or not np.isfinite([card.mean, card.std, card.temperature]).all()
                 or card.std <= 0 or card.temperature <= 0):
             raise ModelError(f"sidecar {source}: bad aggregation, normalisation or temperature")
-        if card.bias is not None and (len(card.bias) != len(card.labels) or not np.all(np.isfinite(card.bias))):
+        if not _fits_labels(card.temperature, card.bias, len(card.labels)):
             raise ModelError(f"sidecar {source}: bias must be one finite number per label")
         twin = card.float_twin_calibration
         if twin is not None:
             try:
                 twin_temperature = float(twin["temperature"])
-                twin_bias = None if twin.get("bias") is None else np.asarray(twin["bias"], dtype=np.float64)
+                twin_bias = None if twin.get("bias") is None else [float(b) for b in twin["bias"]]
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise ModelError(f"sidecar {source}: float_twin_calibration is incomplete: {exc!r}") from None
-            bad_bias = twin_bias is not None and (twin_bias.shape != (len(card.labels),)
-                                                  or not np.isfinite(twin_bias).all())
-            if bad_bias or not (np.isfinite(twin_temperature) and twin_temperature > 0):
+            if not _fits_labels(twin_temperature, twin_bias, len(card.labels)):
                 raise ModelError(f"sidecar {source}: float_twin_calibration needs a positive temperature "
                                  "and one finite bias per label")
         if card.aggregation == "learned" and card.aggregator is None:
@@ -138,6 +136,12 @@ class ModelCard:
         if card.aggregator is not None and not aggregator_fits(card.aggregator, len(card.labels)):
             raise ModelError(f"sidecar {source}: aggregator parameters do not fit {len(card.labels)} labels")
         return card
+
+
+def _fits_labels(temperature: float, bias: list[float] | None, n_labels: int) -> bool:
+    """Whether a calibration is a positive finite temperature and no bias or one finite bias per label."""
+    bias_fits = bias is None or (len(bias) == n_labels and bool(np.all(np.isfinite(bias))))
+    return bool(np.isfinite(temperature) and temperature > 0 and bias_fits)
 
 
 @contextlib.contextmanager
