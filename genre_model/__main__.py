@@ -30,7 +30,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="with --distill, epochs on the teacher's targets alone before the genre "
                        "is trained (default: %(default)s)")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--version", default="1.1.1", help="model version stored in the sidecar")
+    train.add_argument("--version", help="model version stored in the sidecar (default: 'dev+' and the first "
+                       "8 hex digits of the int8 model's sha256, so that tracks tagged by another model are "
+                       "analysed again)")
     train.add_argument("--distill", action="store_true",
                        help="also learn from the musicnn teacher on labelled and unlabelled music")
     train.add_argument("--unlabelled-weight", type=float, default=0.2,

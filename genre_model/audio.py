@@ -69,6 +69,13 @@ def ffmpeg_version(exe: str) -> str:
     return proc.stdout.decode("utf-8", "replace").partition("\n")[0]
 
 
+@functools.lru_cache(maxsize=8)
+def decoder_identity(ffmpeg: str | None = None) -> str:
+    """What decodes audio here: ffmpeg's version line, or ``audioread``; caches of decoded audio are keyed by it."""
+    exe = find_ffmpeg(ffmpeg)
+    return ffmpeg_version(exe) if exe else "audioread"
+
+
 def _input_arg(path: PathLike) -> bytes:
     """ffmpeg input argument for a local file: never an option, never a URL."""
     return b"file:" + os.fsencode(os.path.abspath(os.fsencode(path)))

@@ -85,6 +85,7 @@ import scipy.signal
 from scipy.signal import resample_poly
 
 from .. import features
+from ..audio import decoder_identity
 from ..constants import SAMPLE_RATE, SLICE_SAMPLES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -538,7 +539,7 @@ class MusicnnTeacher:
 # --------------------------------------------------------------------------- caching
 
 def _cache_paths(key: str, cache_dir: str | Path) -> tuple[Path, Path]:
-    digest = hashlib.sha1(f"{TEACHER_VERSION}\n{key}".encode()).hexdigest()
+    digest = hashlib.sha1(f"{TEACHER_VERSION}\n{decoder_identity()}\n{key}".encode()).hexdigest()
     return Path(cache_dir) / f"{digest}.npy", Path(cache_dir) / f"{digest}.tags.npy"
 
 
@@ -556,8 +557,8 @@ def outputs_cached(teacher: MusicnnTeacher, key: str,
                    cache_dir: str | Path = DEFAULT_EMBED_CACHE) -> tuple[np.ndarray, np.ndarray]:
     """``teacher.embed_and_tag(windows)``, stored on disk: ((n, 400), (n, 100)) float32.
 
-    Files: ``<cache_dir>/<sha1(TEACHER_VERSION, key)>.npy`` (embeddings) and ``….tags.npy``.
-    ``key`` must identify the windows (e.g. ``f"{path}|{mtime}|hop={hop}"``).
+    Files: ``<cache_dir>/<sha1(TEACHER_VERSION, decoder, key)>.npy`` (embeddings) and ``….tags.npy``.
+    ``key`` must identify the windows given the decoder (e.g. ``f"{path}|{mtime}|hop={hop}"``).
     ``windows`` may be a zero-argument callable, so decoding is skipped when the result
     is cached; the key alone then identifies the windows. Given an array, a cached result
     whose row count differs from ``len(windows)`` is recomputed.

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import decode_full
+from ..audio import decode_full, decoder_identity
 from ..constants import HOP_LENGTH, LOG_FLOOR, SLICE_FRAMES, frontend_params
 from ..dataset import LabelledTrack, read_tracks
 from ..errors import DecodeError, ParameterError
@@ -48,7 +48,7 @@ class TrainConfig:
     train_split: str = "train"
     valid_split: str | None = "valid"
     name: str = "gtzan-cnn"
-    version: str = "1.1.1"
+    version: str | None = None  # None: "dev+" and the int8 model's sha256 (8 digits), never a release's
     seed: int = 0
     epochs: int = 40
     pretrain_epochs: int = 0  # with distill: epochs on the teacher's targets alone before the genre is trained
@@ -103,14 +103,14 @@ def track_windows(track: LabelledTrack, config: TrainConfig) -> list[np.ndarray]
 def cached_windows(tracks: list[LabelledTrack], config: TrainConfig) -> list[np.ndarray]:
     """:func:`track_windows` of every track, stored as float16 in ``config.cache_dir``.
 
-    The key covers the files (path, size, mtime), the copies (each codec's ffmpeg arguments, a
-    clip's drive range), the hop, the windows per track and the front-end.
+    The key covers the files (path, size, mtime), the decoder, the copies (each codec's ffmpeg
+    arguments, a clip's drive range), the hop, the windows per track and the front-end.
     """
     if not config.cache_dir:
         return [np.stack(track_windows(t, config)) for t in tracks]
     copies = [f"clip{CLIP_DRIVE_DB}" if kind == "clip" else CODECS[kind] for kind in config.codecs]
     key = json.dumps([[str(t.path), t.path.stat().st_size, t.path.stat().st_mtime_ns] for t in tracks]
-                     + [copies, config.window_hop_frames, frontend_params()]
+                     + [decoder_identity(), copies, config.window_hop_frames, frontend_params()]
                      + ([config.min_windows] if config.min_windows > 1 else []))
     path = Path(config.cache_dir) / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
     if path.is_file():
@@ -433,7 +433,7 @@ def write_model(config: TrainConfig, labels: list[str], mean: float, std: float,
     out.write_bytes(int8_bytes)
     float_twin_path(out).write_bytes(float_bytes)
     sidecar = {
-        "name": config.name, "version": config.version, "labels": labels,
+        "name": config.name, "version": config.version or f"dev+{sha256_of(out)[:8]}", "labels": labels,
         "frontend": frontend_params(), "normalization": {"mean": mean, "std": std},
         "sha256": sha256_of(out), "float_sha256": sha256_of(float_twin_path(out)),
         "aggregation": "mean", "temperature": 1.0, "bias": None, "metrics": {},
