@@ -107,12 +107,15 @@ def _run(cmd: list[bytes | str], path: PathLike, timeout: float) -> tuple[int, b
 
     The output goes to an unnamed temporary file, not a pipe: a pipe is drained
     by a Python thread that needs the GIL for every chunk, so a busy main thread
-    (inference, tag writing) would stall the decoder behind it.
+    (inference, tag writing) would stall the decoder behind it. ffmpeg runs in a
+    process group of its own: Ctrl-C interrupts Python, which stops the run,
+    instead of killing a decoder in a worker thread that then reports the track
+    as bad.
     """
     with tempfile.TemporaryFile() as stdout:
         try:
             proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE,
-                                  timeout=timeout, check=False)
+                                  timeout=timeout, check=False, process_group=0)
         except subprocess.TimeoutExpired:
             raise DecodeError(path, f"decoding took longer than {timeout:g} s") from None
         except OSError as exc:

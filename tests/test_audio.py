@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -167,6 +168,28 @@ def test_a_cut_short_file_decodes_shorter_than_its_header_says(tmp_path):
     assert probe_duration(cut) == pytest.approx(30.0, abs=0.05)  # FLAC's header still says 30 s
     assert decoded_duration(cut) == pytest.approx(decode_full(cut).size / SAMPLE_RATE, abs=0.002)
     assert 2.0 < decoded_duration(cut) < 10.0
+
+
+def test_ctrl_c_interrupts_python_not_a_decoder_in_a_worker_thread():
+    """Ctrl-C reaches the terminal's whole process group: a decoder killed by it failed its track."""
+    script = """
+import os, signal, sys, threading, time
+from genre_model import audio
+results = []
+worker = threading.Thread(target=lambda: results.append(
+    audio._run([sys.executable, "-c", "import time; time.sleep(1.5)"], "decoder", timeout=10)[0]))
+worker.start()
+time.sleep(0.5)
+try:
+    os.killpg(0, signal.SIGINT)
+    time.sleep(5)
+except KeyboardInterrupt:
+    worker.join()
+    print("interrupted; the decoder exited with", results[0])
+"""
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                           start_new_session=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert child.stdout.strip() == "interrupted; the decoder exited with 0", child.stderr
 
 
 def test_missing_file(tmp_path):
