@@ -3,6 +3,7 @@
 import hashlib
 import json
 import shutil
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -13,7 +14,7 @@ from audio_factory import DEMO_DIR, encode
 from genre_model.aggregate import aggregate
 from genre_model import analysis
 from genre_model.analysis import analyse_file, predict_tracks, track_log_mels
-from genre_model.audio import decode_full, decoded_duration, probe_duration
+from genre_model.audio import decode_full, decoded_duration, find_ffmpeg, probe_duration
 from genre_model.constants import SLICE_SAMPLES, frontend_params
 from genre_model.errors import DecodeError, ModelError
 from genre_model.features import log_mel_spectrogram
@@ -88,6 +89,20 @@ def test_a_cut_short_download_is_heard_from_the_audio_it_has(classifier, tmp_pat
     for duration in (None, 30.0):  # probed, or as beets stored it
         assert len(track_log_mels(cut, classifier.frontend, duration=duration)) == int(there / 2.56)
     assert analyse_file(cut, classifier).genre in classifier.labels
+
+
+def test_a_matroska_file_whose_timestamps_start_late_is_heard_to_its_end(classifier, tmp_path):
+    """Matroska's length counts from timestamp 0, while seeking counts from the file's first sample."""
+    flac = encode(DEMO_DIR / "macleod-vibe-ace.ogg", tmp_path / "music.flac", duration=30.0)
+    late = tmp_path / "late.mka"
+    subprocess.run([find_ffmpeg(), "-v", "error", "-i", flac, "-c", "copy", "-output_ts_offset", "20", late],
+                   check=True)
+    assert probe_duration(late) == pytest.approx(50.0, abs=0.1)
+    log_mels = track_log_mels(late, classifier.frontend)
+    # the slices of the audio's own 30 s, less the millisecond of Matroska's timestamps
+    heard = track_log_mels(flac, classifier.frontend, duration=decoded_duration(late))
+    assert log_mels.shape == heard.shape == (5, 128, 128)
+    assert np.abs(log_mels - heard).mean(axis=(1, 2)).max() < 0.05
 
 
 def test_a_stored_length_too_short_to_analyse_is_checked_against_the_file(classifier, tmp_path):
