@@ -453,7 +453,7 @@ BAD_SETTINGS = [("aggregation", "median"), ("slices", "0"), ("auto", "maybe"), (
                 ("keep_existing", "maybe"), ("count", "0"), ("count", "2.5"), ("count", ".inf"),
                 ("timeout", "-5"), ("timeout", ".inf"), ("timeout", "100000000"), ("timeout", "yes"),
                 ("min_confidence", "1.5"), ("min_confidence", "yes"),
-                ("threads", "many"), ("ffmpeg", "/nonexistent/ffmpeg"), ("ffmpeg", "/bin/true"),
+                ("threads", "many"), ("ffmpeg", "/nonexistent/ffmpeg"), ("ffmpeg", sys.executable),
                 ("genre_map", "{rap: Rap}"), ("genre_map", "{jazz: [Cool, Hot]}")]
 
 
