@@ -140,7 +140,8 @@ class BatchedCommits:
 
 class SpectrogenrePlugin(BeetsPlugin):
     item_types = {"genre_confidence": types.Float(CONFIDENCE_PLACES)}
-    album_types = {"genre_confidence": types.Float(CONFIDENCE_PLACES)}
+    # an album field of a track field's name would be copied onto the tracks (re-imports, ``beet update``)
+    album_types = {"album_genre_share": types.Float(CONFIDENCE_PLACES)}
 
     def __init__(self):
         super().__init__()
@@ -457,8 +458,10 @@ class SpectrogenrePlugin(BeetsPlugin):
 
         ``votes`` are this run's predictions of ``items``; the other items vote
         with the label and confidence the current model stored. A confidence
-        below ``min_confidence`` does not vote. ``keep_existing`` keeps a genre
-        the album already has, unless forced.
+        below ``min_confidence`` does not vote. The share of the weights behind
+        the winner is stored as ``album_genre_share``: an album field named as a
+        track field would be copied onto the tracks (``beet import -L``).
+        ``keep_existing`` keeps a genre the album already has, unless forced.
         """
         if self._settings["keep_existing"] and not self._settings["force"] and album.genres:
             return
@@ -482,5 +485,5 @@ class SpectrogenrePlugin(BeetsPlugin):
         if pretend:
             return
         album.genres = genres
-        album.genre_confidence = share
-        album.store(inherit=False)
+        album.album_genre_share = share
+        album.store(inherit=False)  # each track keeps its own genre

@@ -108,7 +108,7 @@ def test_import_tags_tracks_and_album_and_goes_on_past_a_silent_file(beets, audi
     (album_genre,) = beets.ls(album=True, fmt="$genres")
     assert album_genre == weights.most_common(1)[0][0], "album genre: tracks' genres weighted by confidence"
     share = weights[album_genre] / sum(weights.values())
-    assert beets.ls(album=True, fmt="$genre_confidence") == [f"{share:.3f}"], "the share behind it"
+    assert beets.ls(album=True, fmt="$album_genre_share") == [f"{share:.3f}"], "the share behind it"
     assert beets.ls(f"genre:{album_genre}", album=True, fmt="$album") == ["Demo Sampler"], "genre: maps to genres"
 
     for genre in set(weights):
@@ -192,9 +192,19 @@ def test_album_genre_is_voted_by_accepted_genres_only_and_holds_on_a_rerun(album
     surest = max(tags, key=lambda title: float(tags[title][1]))
     album.configure(min_confidence=tags[surest][1])  # the other tracks' genres are now refused
     album("spectrogenre", "--album", "--force")
-    voted = album.ls(album=True, fmt="$genres $genre_confidence")
+    voted = album.ls(album=True, fmt="$genres $album_genre_share")
     album("spectrogenre", "--album")  # every track skipped: the stored genres vote
-    assert album.ls(album=True, fmt="$genres $genre_confidence") == voted == [f"{tags[surest][0]} 1.000"]
+    assert album.ls(album=True, fmt="$genres $album_genre_share") == voted == [f"{tags[surest][0]} 1.000"]
+
+
+def test_reimporting_an_album_keeps_each_tracks_own_confidence(album):
+    """The album's share was once stored as its genre_confidence, which beets copies onto the tracks."""
+    album("spectrogenre", "--album")
+    tags, share = tagged(album), album.ls(album=True, fmt="$album_genre_share")
+    assert len({confidence for _, confidence in tags.values()}) > 1
+    album("import", "-L", "-A", "-q")
+    assert tagged(album) == tags
+    assert album.ls(album=True, fmt="$album_genre_share") == share
 
 
 def test_album_genre_is_voted_by_the_models_labels_not_by_genres_it_refused(album):
@@ -209,7 +219,7 @@ def test_album_genre_is_voted_by_the_models_labels_not_by_genres_it_refused(albu
     (winner, weight), = weights.most_common(1)
     album.configure(min_confidence="0", genre_map=f"{{{winner}: Renamed}}")
     assert summary(album("spectrogenre", "--album")).endswith("4 skipped, 0 failed")
-    assert album.ls(album=True, fmt="$genres $genre_confidence") == [
+    assert album.ls(album=True, fmt="$genres $album_genre_share") == [
         f"Renamed {weight / sum(weights.values()):.3f}"], "the stored labels vote, named as configured now"
 
 
