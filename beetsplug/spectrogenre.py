@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 
 import mediafile
-from beets import ui
+from beets import config, ui
 from beets.dbcore import types
 from beets.plugins import BeetsPlugin
 from beets.util import displayable_path
@@ -305,8 +305,15 @@ class SpectrogenrePlugin(BeetsPlugin):
                       "{failed} failed".format_map(counts))
 
     def imported(self, session, task):
-        """Tag the imported tracks (with ``auto``); the importer writes the files afterwards if it writes tags."""
+        """Tag the imported tracks (with ``auto``); the importer writes the files afterwards if it writes tags.
+
+        A genre given to the import (``--set genres=...``) is kept, as
+        ``keep_existing`` keeps one: those tracks are not analysed.
+        """
         if not self.config["auto"].get(bool):
+            return
+        if {"genre", "genres"} & set(config["import"]["set_fields"].get(dict) or {}):
+            self._log.debug("genres set by the import: not analysed")
             return
         with interrupts_at_safe_points() as check_interrupt:
             votes = self.tag_items(session.lib, task.imported_items(), write=False, pretend=False,

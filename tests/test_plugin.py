@@ -165,6 +165,13 @@ def test_keep_existing_leaves_genred_tracks_alone(album):
     assert album.fields("Vibe Ace")["genre_model"].startswith(f"{MODEL_NAME}@")
 
 
+def test_a_genre_set_by_the_import_is_kept(beets, audio):
+    beets("import", "-A", "-q", "--set", "genres=Polka", str(audio / "album"))
+    assert beets.ls(fmt="$genres") == ["Polka"] * 4
+    assert tagged(beets) == {}, "not analysed"
+    assert beets.ls(album=True, fmt="$genres") == ["Polka"]
+
+
 def test_keep_existing_keeps_an_albums_genre_unless_forced(album):
     album("modify", "-a", "-y", "genres=Polka")  # the album, and its tracks inherit it
     album("modify", "-y", "genres=")  # the tracks only
