@@ -13,6 +13,7 @@ from .inference import GenreClassifier
 from .slicing import pad_to_slice, slice_starts
 
 SILENCE_PEAK = 1e-4  # -80 dBFS: a slice whose peak is below this carries no music
+PADDED_TAIL_S = 0.01  # digital silence this long ending a short track's slice: zeros past the end of the audio?
 
 
 def track_log_mels(path: PathLike, frontend: dict, *, n_slices: int = N_SLICES,
@@ -66,21 +67,31 @@ def _decode_slices(path: PathLike, duration: float, n_slices: int, slice_samples
                    ffmpeg: str | None, timeout: float) -> np.ndarray:
     """The slices of a track said to last ``duration`` seconds, as audio: shape (k, slice_samples).
 
-    Said to be shorter than a slice, it is decoded from the start (two slices
-    at most) and, if it is, repeated to fill one; if not, it is probed.
+    Said to be shorter than a slice, or shorter than two and its last slice
+    ending in digital silence (the length of a short VBR MP3 is only
+    estimated), it is decoded from the start (two slices at most) and, if it
+    is shorter than a slice, repeated to fill one, as training pads it. Said
+    to be shorter than a slice and found longer, it is probed.
     """
     if duration < MIN_SECONDS:
         raise DecodeError(path, f"too short ({duration:.2f} s, need at least {MIN_SECONDS:g} s)")
-    if duration * sr < slice_samples:
-        head = decode_full(path, sr=sr, ffmpeg=ffmpeg, timeout=timeout, max_seconds=2 * slice_samples / sr)
-        if head.size < slice_samples:
-            try:
-                return pad_to_slice(head, n_samples=slice_samples, sr=sr)[None]
-            except ParameterError as exc:
-                raise DecodeError(path, str(exc)) from None
-        duration = probe_duration(path, ffmpeg=ffmpeg, timeout=timeout)  # longer than it was said to be
-    starts = slice_starts(duration, n_slices=n_slices, slice_seconds=slice_samples / sr)
-    return decode_segments(path, starts, duration=slice_samples / sr, sr=sr, ffmpeg=ffmpeg, timeout=timeout)
+
+    def segments(seconds: float) -> np.ndarray:
+        starts = slice_starts(seconds, n_slices=n_slices, slice_seconds=slice_samples / sr)
+        return decode_segments(path, starts, duration=slice_samples / sr, sr=sr, ffmpeg=ffmpeg, timeout=timeout)
+
+    y = None
+    if duration * sr >= slice_samples:
+        y = segments(duration)
+        if duration * sr >= 2 * slice_samples or y[-1, -int(PADDED_TAIL_S * sr):].any():
+            return y
+    head = decode_full(path, sr=sr, ffmpeg=ffmpeg, timeout=timeout, max_seconds=2 * slice_samples / sr)
+    if head.size < slice_samples:
+        try:
+            return pad_to_slice(head, n_samples=slice_samples, sr=sr)[None]
+        except ParameterError as exc:
+            raise DecodeError(path, str(exc)) from None
+    return y if y is not None else segments(probe_duration(path, ffmpeg=ffmpeg, timeout=timeout))
 
 
 def analyse_file(path: PathLike, classifier: GenreClassifier, *, n_slices: int = N_SLICES,
