@@ -140,7 +140,7 @@ class BatchedCommits:
 
 class SpectrogenrePlugin(BeetsPlugin):
     item_types = {"genre_confidence": types.Float(CONFIDENCE_PLACES)}
-    # an album field of a track field's name would be copied onto the tracks (re-imports, ``beet update``)
+    # an album field of a track field's name would be copied onto the tracks (``beet import -L``)
     album_types = {"album_genre_share": types.Float(CONFIDENCE_PLACES)}
 
     def __init__(self):
