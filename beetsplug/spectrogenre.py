@@ -271,7 +271,8 @@ class SpectrogenrePlugin(BeetsPlugin):
         cmd.parser.add_option("-p", "--pretend", action="store_true", default=False,
                               help="show what would change, change nothing")
         cmd.parser.add_option("-a", "--album", action="store_true", default=False,
-                              help="also set each album's genre by consensus of its tracks")
+                              help="the query selects albums: tag their tracks, then set each album's "
+                              "genre by consensus of its tracks")
         cmd.parser.add_option("-w", "--write", dest="write", action="store_true", default=None,
                               help="write tags to the files")
         cmd.parser.add_option("-W", "--nowrite", dest="write", action="store_false",

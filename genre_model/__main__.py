@@ -133,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _train(args, argv: list[str] | None) -> int:
     try:
+        import keras  # noqa: F401  (train.py imports it when training starts: checked here, before any work)
+
         from .training.train import TrainConfig, train
     except ImportError as exc:
         print(f"error: training needs the [train] extra (pip install '.[train]'): {exc}", file=sys.stderr)

@@ -36,6 +36,16 @@ def test_predict_prints_genre_confidence_and_top_3(tmp_path):
     assert "broken.mp3" in error
 
 
+def test_train_without_the_train_extra_is_one_line_naming_it(tmp_path):
+    """A runtime-only install has no Keras: one line, before any file is read or written."""
+    script = ("import sys; sys.modules['keras'] = None; from genre_model.__main__ import main; "
+              f"sys.exit(main(['train', {str(tmp_path)!r}, '--out', {str(tmp_path / 'm.tflite')!r}]))")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: training needs the [train] extra (pip install '.[train]')")
+    assert len(proc.stderr.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
+
+
 def test_evaluate_without_the_data_is_one_clear_error(tmp_path):
     proc = run("evaluate", str(tmp_path), check=False)
     assert proc.returncode == 1 and "split list" in proc.stderr
