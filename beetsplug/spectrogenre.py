@@ -7,8 +7,9 @@ query order, so parallel and serial runs agree exactly.
 The pool is the only parallelism: BLAS is held to one thread meanwhile, since
 OpenBLAS's own threads spin between the small mel products and took the CPU
 that ffmpeg needed (80 ms per track).
-numpy, LiteRT and genre_model are imported only when a track is analysed, so
-loading the plugin costs other ``beet`` commands nothing.
+LiteRT and genre_model are imported only when ``beet spectrogenre`` runs or an
+import starts with ``auto``, so loading the plugin costs other ``beet`` commands
+nothing.
 """
 
 from __future__ import annotations

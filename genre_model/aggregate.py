@@ -96,15 +96,18 @@ def track_scores(probabilities: np.ndarray, method: str = "mean", *, temperature
     ----------
     probabilities : np.ndarray [shape=(n_slices, n_genres)]
         Softmax output of the model for each slice.
-    method : {"vote", "mean", "logsum"}
+    method : {"vote", "mean", "logsum", "learned"}
         ``vote``: share of slices whose top genre it is (ties go to the higher mean);
         ``mean``: mean probability; ``logsum``: softmax of the summed log-probabilities
-        divided by the number of slices (a geometric mean).
+        divided by the number of slices (a geometric mean); ``learned``: the
+        ``aggregator``'s softmax regression on :func:`aggregator_features`.
     temperature : float
         Calibration temperature that divides the track's log-scores (all but
         ``vote``); 1 leaves them as they are.
     bias : np.ndarray [shape=(n_genres,)], optional
         Calibration bias added to the log-scores after the temperature (all but ``vote``).
+    aggregator : dict, optional
+        The fitted aggregator (:func:`fit_aggregator`), needed by ``learned``.
 
     Returns
     -------

@@ -224,9 +224,9 @@ class GenreClassifier:
         expected = (self.frontend["n_mels"], self.frontend["slice_frames"], 1)
         if shape != expected:
             raise ModelError(f"{self.path} takes input {shape}, its sidecar's front-end gives {expected}")
-        dtype = np.float32 if self.is_float else np.int8
+        dtype, kind = (np.float32, "float32") if self.is_float else (np.int8, "full-integer int8")
         if self._input["dtype"] != dtype or self._output["dtype"] != dtype:
-            raise ModelError(f"{self.path} is not a full-integer int8 model")
+            raise ModelError(f"{self.path} is not a {kind} model")
         if int(self._output["shape"][-1]) != len(self.labels):
             raise ModelError(f"{self.path} has {self._output['shape'][-1]} outputs for {len(self.labels)} labels")
 

@@ -304,7 +304,7 @@ def test_top_db_floor_follows_the_slice_so_a_gain_reaches_no_log_mel(tmp_path):
 def test_mixup_mixes_windows_as_audio_power_and_targets_by_the_same_weight():
     from genre_model.features import log_mel_spectrogram
     from genre_model.constants import LOG_FLOOR
-    from genre_model.training.train import mixup
+    from genre_model.training.augment import mixup
 
     rng = np.random.default_rng(1)
     y = rng.standard_normal((2, SLICE_SAMPLES)).astype(np.float32) * np.array([[0.3], [0.01]], dtype=np.float32)
@@ -371,17 +371,17 @@ def test_teacher_tag_logits_invert_the_sigmoid_and_stay_finite_at_certainty():
 
 def test_augmentation_gain_is_in_ln_power_units_and_lowpass_cuts_only_the_top_bands():
     from genre_model.training.augment import gain_db_to_log_offset
-    from genre_model.training.train import augment
+    from genre_model.training.augment import augment_log_mels
 
     x = np.random.default_rng(1).normal(size=(64, 128, 128)).astype(np.float32)
     std = 4.0
     gain_only = TrainConfig(data="", out="", gain_db=10.0, tilt=0.0, time_masks=0, freq_masks=0)
-    offset = (augment(x.copy(), np.random.default_rng(0), gain_only, 0.0, std) - x)[:, 0, 0] * std
+    offset = (augment_log_mels(x.copy(), np.random.default_rng(0), gain_only, 0.0, std) - x)[:, 0, 0] * std
     assert np.abs(offset).max() <= gain_db_to_log_offset(10.0) + 1e-5
     assert np.abs(offset).max() > 0.8 * gain_db_to_log_offset(10.0)
 
     cut_all = TrainConfig(data="", out="", gain_db=0.0, tilt=0.0, time_masks=0, freq_masks=0, lowpass=1.0)
-    y = augment(x.copy(), np.random.default_rng(0), cut_all, 0.0, std)
+    y = augment_log_mels(x.copy(), np.random.default_rng(0), cut_all, 0.0, std)
     changed = (y != x).any(axis=2)  # (windows, bands)
     assert not changed[:, : 128 * 5 // 6].any()
     assert changed[:, -1].all()
@@ -389,11 +389,11 @@ def test_augmentation_gain_is_in_ln_power_units_and_lowpass_cuts_only_the_top_ba
 
 
 def test_pitch_shift_moves_each_window_by_whole_bands_within_the_limit_repeating_the_edge():
-    from genre_model.training.train import augment
+    from genre_model.training.augment import augment_log_mels
 
     x = np.random.default_rng(2).normal(size=(200, 128, 128)).astype(np.float32)
     shift_only = TrainConfig(data="", out="", gain_db=0.0, tilt=0.0, time_masks=0, freq_masks=0, pitch_bands=3)
-    y = augment(x.copy(), np.random.default_rng(0), shift_only, 0.0, 4.0)
+    y = augment_log_mels(x.copy(), np.random.default_rng(0), shift_only, 0.0, 4.0)
     shifts = []
     for before, after in zip(x, y):
         (k,) = [k for k in range(-3, 4) if np.array_equal(after[max(k, 0): 128 + min(k, 0)],
@@ -406,7 +406,7 @@ def test_pitch_shift_moves_each_window_by_whole_bands_within_the_limit_repeating
 
 def test_gain_in_power_equals_turning_the_audio_up_or_down_under_the_log_floor():
     from genre_model.features import log_mel_spectrogram
-    from genre_model.training.train import augment
+    from genre_model.training.augment import augment_log_mels
 
     t = np.arange(2 * SLICE_SAMPLES) / SR
     y = (1e-4 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)  # so quiet that the log floor shapes its log-mel
@@ -417,10 +417,10 @@ def test_gain_in_power_equals_turning_the_audio_up_or_down_under_the_log_floor()
     config = TrainConfig(data="", out="", gain_db=20.0, tilt=0.0, time_masks=0, freq_masks=0, gain_in_power=True)
     gain_db = np.random.default_rng(0).uniform(-20.0, 20.0, len(windows))  # augment's first draw
 
-    turned = augment(x.copy(), np.random.default_rng(0), config, mean, std) * std + mean
+    turned = augment_log_mels(x.copy(), np.random.default_rng(0), config, mean, std) * std + mean
     expected = log_mel_spectrogram(windows * 10 ** (gain_db[:, None] / 20))
     np.testing.assert_allclose(turned, expected, atol=2e-2)
-    shifted = augment(x.copy(), np.random.default_rng(0), replace(config, gain_in_power=False), mean, std)
+    shifted = augment_log_mels(x.copy(), np.random.default_rng(0), replace(config, gain_in_power=False), mean, std)
     assert np.abs(shifted * std + mean - expected).max() > 1.0  # a plain shift moves the floor too
 
 

@@ -6,7 +6,8 @@ plugin uses, train a small CNN with log-mel augmentation, convert to int8 with a
 representative dataset, evaluate both twins on the validation split, and write
 ``<out>.tflite``, ``<out>.float.tflite``, ``<out>.json`` and ``<out>.report.json``.
 
-The validation split is only evaluated, never used to pick epochs.
+The validation split never picks epochs; it fits the calibration and picks the
+aggregation (:func:`finish`), and is then evaluated.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import decode_full, decoder_identity
-from ..constants import HOP_LENGTH, LOG_FLOOR, SLICE_FRAMES, frontend_params
+from ..constants import HOP_LENGTH, SLICE_FRAMES, frontend_params
 from ..dataset import LabelledTrack, read_tracks
 from ..errors import DecodeError, ParameterError
 from ..aggregate import AGGREGATIONS, fit_aggregator
@@ -34,7 +35,7 @@ from ..evaluate import (classification_metrics, cross_validated, evaluate, run_s
 from ..features import log_mel_spectrogram
 from ..inference import GenreClassifier, float_twin_path, sha256_of, sidecar_path
 from ..slicing import training_windows
-from .augment import CLIP_DRIVE_DB, CODECS, degraded_copy, gain_db_to_log_offset
+from .augment import CLIP_DRIVE_DB, CODECS, augment_log_mels, degraded_copy, gain_db_to_log_offset, mixup
 
 log = logging.getLogger(__name__)
 
@@ -257,91 +258,6 @@ def training_stages(config: TrainConfig, targets: np.ndarray, embed_dim: int) ->
     return stages + [("train", config.epochs, targets)]
 
 
-def augment(x: np.ndarray, rng: np.random.Generator, config: TrainConfig, mean: float, std: float) -> np.ndarray:
-    """Random gain, spectral tilt, pitch shift, lowpass, time and frequency masks on log-mels (n, mels, frames).
-
-    ``x`` is normalised (``(log_mel - mean) / std``); gain and tilt are given in ln-power
-    units. By default they shift the log-mels, the log floor included; with
-    ``config.gain_in_power`` they scale the mel power under the floor, as turning
-    a track up or down does: ``log(floor + g P) = logaddexp(log floor, log g + log P)``.
-    """
-    n, n_mels, n_frames = x.shape
-    gain = gain_db_to_log_offset(rng.uniform(-config.gain_db, config.gain_db, n))
-    tilt = rng.uniform(-config.tilt, config.tilt, n)[:, None] * np.linspace(-0.5, 0.5, n_mels)[None, :]
-    offset = (gain[:, None] + tilt)[:, :, None]
-    if config.gain_in_power:
-        power = np.maximum(np.exp(x * std + mean) - LOG_FLOOR, 1e-30)
-        out = ((np.logaddexp(np.log(LOG_FLOOR), offset + np.log(power)) - mean) / std).astype(np.float32)
-    else:
-        out = x + offset / std
-    _shift_bands(out, rng, config.pitch_bands)
-    _lowpass(out, rng, config.lowpass)
-    for _ in range(config.time_masks):
-        _mask(out, rng, axis=2, max_width=16)
-    for _ in range(config.freq_masks):
-        _mask(out, rng, axis=1, max_width=12)
-    return out
-
-
-def mixup(x: np.ndarray, targets: np.ndarray, rng: np.random.Generator, alpha: float, mean: float, std: float
-          ) -> tuple[np.ndarray, np.ndarray]:
-    """Each window mixed with a random other, as audio: mixup (Zhang et al. 2018) in the power domain.
-
-    With weight ``lam ~ Beta(alpha, alpha)``, ``log(floor + lam P_a + (1 - lam) P_b)`` is exactly
-    ``logaddexp(log lam + L_a, log(1 - lam) + L_b)`` of the log-mels ``L`` (normalised by
-    ``mean`` and ``std``); the targets, teacher embedding and weights included, mix linearly.
-    """
-    lam = np.clip(rng.beta(alpha, alpha, len(x)), 1e-3, 1 - 1e-3)
-    other = rng.permutation(len(x))
-    shape = (-1,) + (1,) * (x.ndim - 1)
-    mixed = np.logaddexp(np.log(lam).reshape(shape) + x * std + mean,
-                         np.log1p(-lam).reshape(shape) + x[other] * std + mean)
-    return ((mixed - mean) / std).astype(np.float32), lam[:, None] * targets + (1 - lam[:, None]) * targets[other]
-
-
-def _shift_bands(x: np.ndarray, rng: np.random.Generator, max_bands: int) -> None:
-    """Move each window up or down by up to ``max_bands`` mel bands, the edge band repeated into the gap.
-
-    Above 1 kHz a band is about 0.46 semitone, so this is a pitch shift there (one
-    artist's key or tuning should not be what the genre is learned from); below,
-    where the mel scale is linear, a shift of about 26 Hz a band.
-    """
-    if max_bands <= 0:
-        return
-    n, n_mels, _ = x.shape
-    shift = rng.integers(-max_bands, max_bands + 1, n)
-    source = np.clip(np.arange(n_mels)[None, :] - shift[:, None], 0, n_mels - 1)
-    x[:] = np.take_along_axis(x, source[:, :, None], axis=1)
-
-
-def _lowpass(x: np.ndarray, rng: np.random.Generator, share: float) -> None:
-    """Cut the bands above a random band in the top sixth of a random ``share`` of windows.
-
-    MP3 and Opus at low bit rates (or sample rates) drop everything above 10-16 kHz;
-    without this the model read genre into those top bands.
-    """
-    if share <= 0:
-        return
-    n, n_mels, _ = x.shape
-    picked = rng.random(n) < share
-    cut = rng.integers(n_mels * 5 // 6, n_mels, n)
-    for i in np.flatnonzero(picked):
-        x[i, cut[i]:] = x[i].min()
-
-
-def _mask(x: np.ndarray, rng: np.random.Generator, *, axis: int, max_width: int) -> None:
-    size = x.shape[axis]
-    width = rng.integers(0, max_width + 1, x.shape[0])
-    start = rng.integers(0, size - max_width, x.shape[0])
-    pos = np.arange(size)[None, :]
-    masked = (pos >= start[:, None]) & (pos < (start + width)[:, None])
-    fill = x.mean(axis=(1, 2), keepdims=True)
-    if axis == 1:
-        x[:] = np.where(masked[:, :, None], fill, x)
-    else:
-        x[:] = np.where(masked[:, None, :], fill, x)
-
-
 def convert(model, representative: np.ndarray) -> tuple[bytes, bytes]:
     """The float32 and full-integer int8 TFLite flatbuffers of a Keras model."""
     import tensorflow as tf
@@ -402,7 +318,7 @@ def train(config: TrainConfig) -> dict:
     def one_version() -> np.ndarray:
         version = rng.integers(0, len(x), x.shape[1])
         chosen = np.concatenate([x[version, np.arange(x.shape[1])], unlabelled_x])
-        return augment(chosen, rng, config, mean, std)[..., None]
+        return augment_log_mels(chosen, rng, config, mean, std)[..., None]
 
     for stage, epochs, stage_targets in training_stages(config, targets, embed_dim):
         schedule = keras.optimizers.schedules.CosineDecay(
