@@ -94,11 +94,11 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--slices", type=int, default=N_SLICES, help="slices per track (default: %(default)s)")
     ev.add_argument("--aggregation", choices=AGGREGATIONS, help="default: the model's own")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
-    ev.add_argument("--plot", metavar="FILE.png", help="draw the confusion matrix (needs matplotlib)")
+    ev.add_argument("--plot", metavar="FILE.png", help="draw the confusion matrix (needs matplotlib: pip install '.[plot]')")
     ev.add_argument("--calibration", action="store_true",
                     help="add the expected calibration error (10 bins), the reliability bins, and the "
                     "figures of a calibration refitted without each track in turn")
-    ev.add_argument("--reliability-plot", metavar="FILE.png", help="draw the reliability diagram (implies --calibration)")
+    ev.add_argument("--reliability-plot", metavar="FILE.png", help="draw the reliability diagram (implies --calibration; needs matplotlib)")
     ev.add_argument("--robustness", action="store_true",
                     help="add the agreement under MP3, Opus and AAC re-encoding and -10/+6 dB gain "
                     "(the JSON also lists the tracks each condition flips)")

@@ -69,10 +69,10 @@ def ffmpeg_version(exe: str) -> str:
     return proc.stdout.decode("utf-8", "replace").partition("\n")[0]
 
 
-@functools.lru_cache(maxsize=8)
-def decoder_identity(ffmpeg: str | None = None) -> str:
+@functools.cache
+def decoder_identity() -> str:
     """What decodes audio here: ffmpeg's version line, or ``audioread``; caches of decoded audio are keyed by it."""
-    exe = find_ffmpeg(ffmpeg)
+    exe = find_ffmpeg()
     return ffmpeg_version(exe) if exe else "audioread"
 
 

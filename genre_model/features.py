@@ -36,6 +36,16 @@ def mel_to_hz(mels: np.ndarray | float) -> np.ndarray:
     return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
 
 
+def mel_frequencies(n_mels: int, *, fmin: float = FMIN, fmax: float = FMAX) -> np.ndarray:
+    """``n_mels`` frequencies evenly spaced on the mel scale from ``fmin`` to ``fmax`` (librosa's name).
+
+    Returns
+    -------
+    f : np.ndarray [shape=(n_mels,)], in Hz
+    """
+    return mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels))
+
+
 @functools.lru_cache(maxsize=4)
 def mel_filterbank(*, sr: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = N_MELS,
                    fmin: float = FMIN, fmax: float = FMAX) -> np.ndarray:
@@ -48,7 +58,7 @@ def mel_filterbank(*, sr: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = N
     if not 0 <= fmin < fmax <= sr / 2:
         raise ParameterError(f"need 0 <= fmin < fmax <= sr/2, got fmin={fmin}, fmax={fmax}")
     fft_hz = np.linspace(0.0, sr / 2, 1 + n_fft // 2)
-    edges_hz = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    edges_hz = mel_frequencies(n_mels + 2, fmin=fmin, fmax=fmax)  # band i rises from edge i, peaks at i + 1
     widths = np.diff(edges_hz)
     ramps = edges_hz[:, None] - fft_hz[None, :]
     lower = -ramps[:-2] / widths[:-1, None]
@@ -58,16 +68,6 @@ def mel_filterbank(*, sr: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = N
     weights = weights.astype(np.float32)
     weights.setflags(write=False)  # cached and shared: no caller may change it
     return weights
-
-
-def mel_band_centers(*, n_mels: int = N_MELS, fmin: float = FMIN, fmax: float = FMAX) -> np.ndarray:
-    """Centre frequency of each mel band.
-
-    Returns
-    -------
-    f : np.ndarray [shape=(n_mels,)], in Hz
-    """
-    return mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))[1:-1]
 
 
 def log_mel_spectrogram(y: np.ndarray, *, sr: int = SAMPLE_RATE, n_fft: int = N_FFT,

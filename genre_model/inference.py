@@ -15,7 +15,7 @@ import json
 import os
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,6 @@ class ModelCard:
     temperature: float = 1.0
     bias: list[float] | None = None
     float_twin_calibration: dict[str, Any] | None = None  # the float twin's own temperature and bias
-    metrics: dict[str, Any] = field(default_factory=dict)
     aggregator: dict[str, Any] | None = None
 
     @property
@@ -105,7 +104,6 @@ class ModelCard:
                 temperature=float(data.get("temperature", 1.0)),
                 bias=None if data.get("bias") is None else [float(b) for b in data["bias"]],
                 float_twin_calibration=data.get("float_twin_calibration"),
-                metrics=dict(data.get("metrics", {})),
                 aggregator=data.get("aggregator"),
             )
         except (KeyError, TypeError, ValueError) as exc:

@@ -43,11 +43,10 @@ hyperrogue's files (``hr-savino-{caribbean,ivory,ocean}.ogg``) do not open in ff
 
 Public API
 ----------
-``MusicnnTeacher(cache_dir).embed(windows) -> (n, 400)`` (MSD 200-d then MTT 200-d
-penultimate embeddings), ``.tags(windows) -> (n, 100)`` (MSD 50 then MTT 50 sigmoid
-probabilities; names in ``MusicnnTeacher.tag_names``), ``.embed_and_tag(windows)``
-(both, one pass); ``outputs_cached(teacher, key, windows)``; ``unlabelled_audio_files(roots)``;
-``musicnn_logmel(y16k)``.
+``MusicnnTeacher(cache_dir).embed_and_tag(windows)`` -> ((n, 400) MSD 200-d then MTT
+200-d penultimate embeddings, (n, 100) MSD 50 then MTT 50 sigmoid tag probabilities,
+named in ``MusicnnTeacher.tag_names``); ``outputs_cached(teacher, key, windows)``;
+``unlabelled_audio_files(roots)``; ``musicnn_logmel(y16k)``.
 
 Licence of the weights (they are downloaded, never committed): musicnn is under the
 ISC licence::
@@ -86,7 +85,7 @@ from scipy.signal import resample_poly
 
 from .. import features
 from ..audio import decoder_identity
-from ..constants import SAMPLE_RATE, SLICE_SAMPLES
+from ..constants import SAMPLE_RATE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CACHE_DIR = REPO_ROOT / "cache" / "musicnn"
@@ -137,7 +136,7 @@ def ensure_musicnn(cache_dir: str | Path = DEFAULT_CACHE_DIR) -> Path:
     two checkpoints and the licence are unzipped; the package's code is never imported.
     """
     cache_dir = Path(cache_dir)
-    if all((cache_dir / m / ".index").is_file() for m in MODELS):
+    if _checkpoints_unzipped(cache_dir):
         return cache_dir
     wheel = find_wheel(cache_dir)
     if wheel is None:
@@ -163,11 +162,13 @@ def find_wheel(cache_dir: str | Path = DEFAULT_CACHE_DIR) -> Path | None:
     return None
 
 
+def _checkpoints_unzipped(cache_dir: Path) -> bool:
+    return all((cache_dir / m / ".index").is_file() for m in MODELS)
+
+
 def musicnn_available(cache_dir: str | Path = DEFAULT_CACHE_DIR) -> bool:
-    """True when the checkpoints are unzipped in ``cache_dir`` or a wheel is there (no download)."""
-    cache_dir = Path(cache_dir)
-    return all((cache_dir / m / ".index").is_file() for m in MODELS) or (
-        cache_dir / f"musicnn-{MUSICNN_VERSION}-py3-none-any.whl").is_file()
+    """True when :func:`ensure_musicnn` needs no download: checkpoints unzipped, or a wheel found."""
+    return _checkpoints_unzipped(Path(cache_dir)) or find_wheel(cache_dir) is not None
 
 
 def _unzip_checkpoints(wheel: Path, cache_dir: Path) -> None:
@@ -207,13 +208,11 @@ def _hann() -> np.ndarray:
     return scipy.signal.get_window("hann", TEACHER_N_FFT, fftbins=True).astype(np.float32)
 
 
-def to_teacher_rate(windows: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """Resample (n, samples) audio at ``sr`` to 16 kHz along the last axis (polyphase filter)."""
-    windows = np.asarray(windows, dtype=np.float32)
-    if sr == TEACHER_SR:
-        return windows
-    g = np.gcd(int(sr), TEACHER_SR)
-    return resample_poly(windows, TEACHER_SR // g, int(sr) // g, axis=-1).astype(np.float32)
+def to_teacher_rate(windows: np.ndarray) -> np.ndarray:
+    """Resample (n, samples) audio at our 22 050 Hz to 16 kHz along the last axis (polyphase filter)."""
+    g = np.gcd(SAMPLE_RATE, TEACHER_SR)
+    return resample_poly(np.asarray(windows, dtype=np.float32), TEACHER_SR // g, SAMPLE_RATE // g,
+                         axis=-1).astype(np.float32)
 
 
 def musicnn_logmel(y16k: np.ndarray) -> np.ndarray:
@@ -477,19 +476,16 @@ class MusicnnTeacher:
     ----------
     cache_dir : folder for the wheel and the unzipped checkpoints (fetched on first use).
     batch_size : slices per forward pass (peak memory ~1.4 GB at 32, ~2 GB at 64).
-    sr : sample rate of the windows passed in.
     """
 
     tag_names = tuple(f"msd:{t}" for t in MSD_LABELS) + tuple(f"mtt:{t}" for t in MTT_LABELS)
 
-    def __init__(self, cache_dir: str | Path = DEFAULT_CACHE_DIR, *, batch_size: int = 32,
-                 sr: int = SAMPLE_RATE):
+    def __init__(self, cache_dir: str | Path = DEFAULT_CACHE_DIR, *, batch_size: int = 32):
         import tensorflow as tf
 
         folder = ensure_musicnn(cache_dir)
         self.models = {m: load_musicnn(folder / m, name=m) for m in MODELS}
         self.batch_size = int(batch_size)
-        self.sr = int(sr)
         msd, mtt = self.models["MSD_musicnn"], self.models["MTT_musicnn"]
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, TEACHER_N_MELS], tf.float32)],
@@ -502,8 +498,8 @@ class MusicnnTeacher:
         self._forward = _forward
 
     def logmel(self, windows: np.ndarray) -> np.ndarray:
-        """(n, samples) audio at ``self.sr`` -> (n, frames, 96) musicnn input."""
-        return musicnn_logmel(to_teacher_rate(windows, self.sr))
+        """(n, samples) audio at 22 050 Hz -> (n, frames, 96) musicnn input."""
+        return musicnn_logmel(to_teacher_rate(windows))
 
     def embed_and_tag(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Both outputs in one pass: ((n, 400) embeddings, (n, 100) tag probabilities)."""
@@ -520,20 +516,6 @@ class MusicnnTeacher:
             e, t = self._forward(x)
             emb[i:i + len(x)], tags[i:i + len(x)] = e.numpy(), t.numpy()
         return emb, tags
-
-    def embed(self, windows: np.ndarray) -> np.ndarray:
-        """windows: (n, 56448) float32 mono at 22 050 Hz (our slices) -> (n, 400) float32:
-        the MSD and MTT 200-d penultimate embeddings, concatenated (MSD first)."""
-        return self.embed_and_tag(windows)[0]
-
-    def tags(self, windows: np.ndarray) -> np.ndarray:
-        """(n, 100) float32: MSD 50 then MTT 50 sigmoid tag probabilities (see ``tag_names``)."""
-        return self.embed_and_tag(windows)[1]
-
-    def top_tags(self, windows: np.ndarray, k: int = 5) -> list[tuple[str, float]]:
-        """The ``k`` strongest tags of the mean probability over ``windows`` (for eyeballing)."""
-        p = self.tags(windows).mean(axis=0)
-        return [(self.tag_names[j], float(p[j])) for j in np.argsort(-p)[:k]]
 
 
 # --------------------------------------------------------------------------- caching
@@ -630,20 +612,3 @@ def _extract_pk3_audio(pk3: Path, extract_dir: Path, min_bytes: int) -> list[Pat
                 os.replace(tmp.name, target)
             out.append(target)
     return out
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m genre_model.training.teacher FILE...``: print each file's top teacher tags."""
-    from ..audio import decode_full
-    from ..slicing import training_windows
-
-    teacher = MusicnnTeacher()
-    for name in argv if argv is not None else sys.argv[1:]:
-        y = decode_full(name)
-        w = training_windows(y, hop=SLICE_SAMPLES)
-        tags = ", ".join(f"{t} {p:.2f}" for t, p in teacher.top_tags(w, k=6))
-        print(f"{name}: {tags}")
-
-
-if __name__ == "__main__":
-    main()

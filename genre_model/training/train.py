@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import decode_full, decoder_identity
-from ..constants import HOP_LENGTH, SLICE_FRAMES, frontend_params
+from ..constants import HOP_LENGTH, N_MELS, SLICE_FRAMES, frontend_params
 from ..dataset import LabelledTrack, read_tracks
 from ..errors import DecodeError, ParameterError
 from ..aggregate import AGGREGATIONS, fit_aggregator
@@ -150,8 +150,7 @@ def build_dataset(tracks: list[LabelledTrack], labels: list[str], config: TrainC
     return x, y, weight / weight.mean(), track_id
 
 
-def build_model(n_labels: int, config: TrainConfig, *, embed_dim: int = 0, n_mels: int = 128,
-                log_mel_std: float = 1.0):
+def build_model(n_labels: int, config: TrainConfig, *, embed_dim: int = 0, log_mel_std: float = 1.0):
     """conv3x3-BN-ReLU-maxpool blocks, a 3x3 conv, global average (and max) pooling, softmax.
 
     With ``config.separable`` every conv after the first is depthwise-separable
@@ -178,7 +177,7 @@ def build_model(n_labels: int, config: TrainConfig, *, embed_dim: int = 0, n_mel
     import keras
     from keras import layers, ops
 
-    inputs = keras.Input((n_mels, SLICE_FRAMES, 1), name="log_mel")
+    inputs = keras.Input((N_MELS, SLICE_FRAMES, 1), name="log_mel")
     conv = layers.SeparableConv2D if config.separable else layers.Conv2D
     x = inputs
     if config.top_db:
@@ -210,7 +209,7 @@ def build_model(n_labels: int, config: TrainConfig, *, embed_dim: int = 0, n_mel
         embedding = layers.Dense(embed_dim, name="teacher_embedding")(features)
         trained = keras.Model(inputs, layers.Concatenate()([genre, embedding]))
     if config.consistency_weight:
-        other = keras.Input((n_mels, SLICE_FRAMES, 1), name="log_mel_other_version")
+        other = keras.Input((N_MELS, SLICE_FRAMES, 1), name="log_mel_other_version")
         trained = keras.Model([inputs, other], layers.Concatenate()([trained(inputs), shipped(other)]))
     return shipped, trained
 
