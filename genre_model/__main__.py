@@ -193,7 +193,7 @@ def _evaluate(args) -> int:
     if args.json:
         print(json.dumps(report))
     else:
-        print(f"{report['model']} on {args.split or 'every track'}: {report['n_tracks']} tracks")
+        print(f"{title}: {report['n_tracks']} tracks")
         print("  (95% bootstrap intervals over tracks in brackets)")
         for key in ("track_accuracy", "balanced_accuracy", "slice_accuracy"):
             twin = report.get("float", {}).get(key)

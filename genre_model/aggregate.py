@@ -38,6 +38,18 @@ def aggregator_features(probabilities: np.ndarray) -> np.ndarray:
     return np.concatenate([p.mean(axis=0), np.log(p + _EPS).mean(axis=0), votes])
 
 
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, shifted by the maximum for stability."""
+    z = np.exp(z - z.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def class_balanced_weights(targets: np.ndarray, n_classes: int) -> np.ndarray:
+    """Sample weights summing to 1 with every class weighing the same, however many samples it has."""
+    weight = (1.0 / np.maximum(np.bincount(targets, minlength=n_classes), 1))[targets]
+    return weight / weight.sum()
+
+
 def fit_softmax_regression(x: np.ndarray, targets: np.ndarray, n_classes: int, *, l2: float = 1e-2,
                            steps: int = 2000, learning_rate: float = 0.5) -> dict:
     """Class-balanced multinomial logistic regression on standardised features, by gradient descent.
@@ -48,14 +60,10 @@ def fit_softmax_regression(x: np.ndarray, targets: np.ndarray, n_classes: int, *
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
     z_x = (x - mean) / scale
     y = np.eye(n_classes)[targets]
-    counts = np.bincount(targets, minlength=n_classes).astype(np.float64)
-    w_sample = (1.0 / np.maximum(counts, 1))[targets]
-    w_sample /= w_sample.sum()
+    w_sample = class_balanced_weights(targets, n_classes)
     weights, bias = np.zeros((x.shape[1], n_classes)), np.zeros(n_classes)
     for _ in range(steps):
-        z = z_x @ weights + bias
-        z = np.exp(z - z.max(axis=1, keepdims=True))
-        grad = (z / z.sum(axis=1, keepdims=True) - y) * w_sample[:, None]
+        grad = (softmax(z_x @ weights + bias) - y) * w_sample[:, None]
         weights -= learning_rate * (z_x.T @ grad + l2 * weights)
         bias -= learning_rate * grad.sum(axis=0)
     return {"weights": weights.round(6).tolist(), "bias": bias.round(6).tolist(),
@@ -132,8 +140,7 @@ def track_scores(probabilities: np.ndarray, method: str = "mean", *, temperature
     z = log_scores / temperature
     if bias is not None:
         z = z + np.asarray(bias, dtype=np.float64)
-    z = np.exp(z - z.max())
-    return z / z.sum()
+    return softmax(z)
 
 
 def aggregate(probabilities: np.ndarray, labels: list[str], method: str = "mean", *,

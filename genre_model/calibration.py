@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .aggregate import track_scores
+from .aggregate import class_balanced_weights, track_scores
 
 N_BINS = 10
 NOISE_DRAWS = 2000  # simulated label sets behind :func:`ece_if_calibrated`
@@ -34,6 +34,11 @@ class Calibration:
         """Keyword arguments of :func:`genre_model.aggregate.track_scores`."""
         return {"temperature": self.temperature, "bias": self.bias}
 
+    def as_json(self) -> dict:
+        """``temperature`` and ``bias`` rounded to 4 decimals, as sidecars and reports store them."""
+        return {"temperature": round(float(self.temperature), 4),
+                "bias": None if self.bias is None else [round(float(b), 4) for b in self.bias]}
+
 
 def _log_scores(slice_probabilities: list[np.ndarray], method: str, aggregator: dict | None) -> np.ndarray:
     return np.log(np.stack([track_scores(p, method, aggregator=aggregator) for p in slice_probabilities]) + 1e-12)
@@ -43,8 +48,7 @@ def _fit(log_scores: np.ndarray, targets: np.ndarray) -> Calibration:
     from scipy.optimize import minimize
 
     n_tracks, n_genres = log_scores.shape
-    weight = (1.0 / np.maximum(np.bincount(targets, minlength=n_genres), 1))[targets]
-    weight /= weight.sum()
+    weight = class_balanced_weights(targets, n_genres)
     onehot = np.eye(n_genres)[targets]
 
     def loss_and_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:

@@ -248,9 +248,7 @@ def evaluate(data: str | Path, model: str | Path, *, split: str | None = "valid"
             [p.argmax(axis=1) == q.argmax(axis=1)
              for p, q in zip(outputs.slice_probabilities, float_outputs.slice_probabilities)]))), 4)
     if calibration:
-        report.update(calibration_report(scores, outputs.targets), temperature=calibration_of_method.temperature,
-                      bias=None if calibration_of_method.bias is None
-                      else [round(float(b), 4) for b in calibration_of_method.bias])
+        report.update(calibration_report(scores, outputs.targets), **calibration_of_method.as_json())
         report["cross_validated"] = cross_validated(outputs, classifier.labels, method, card.aggregator)
     if with_robustness:
         kept = robustness(classifier, tracks, scores.argmax(axis=1), n_slices=n_slices, aggregation=method)

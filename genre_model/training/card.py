@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..evaluate import format_interval
+from ..inference import sidecar_path
 from ..plots import plot_confusion, plot_reliability
 
 
@@ -45,7 +46,7 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
 
 def write_model_card(report: dict, model: Path, command: str) -> Path:
     """Write ``<model>.md`` with its confusion and reliability PNGs beside it; returns the page's path."""
-    sidecar = json.loads(model.with_suffix(".json").read_text())
+    sidecar = json.loads(sidecar_path(model).read_text())
     valid = report["valid"]
     name = model.stem
     plot_confusion(valid["confusion"], str(model.with_name(f"{name}-confusion.png")),

@@ -16,7 +16,7 @@ from math import ceil
 
 import numpy as np
 
-from ..aggregate import fit_softmax_regression, softmax_regression_logits
+from ..aggregate import fit_softmax_regression, softmax, softmax_regression_logits
 from ..analysis import SILENCE_PEAK
 from ..audio import decode_full, decode_segments, probe_duration
 from ..constants import HOP_LENGTH, N_MELS, SLICE_FRAMES, SLICE_SECONDS
@@ -85,9 +85,7 @@ def probe_genres(labelled: np.ndarray, targets: np.ndarray, n_genres: int, unlab
     P : np.ndarray [shape=(n_unlabelled, n_genres)]
     """
     probe = fit_softmax_regression(labelled, targets, n_genres, l2=1e-1, steps=500)
-    z = softmax_regression_logits(probe, unlabelled)
-    z = np.exp(z - z.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
+    return softmax(softmax_regression_logits(probe, unlabelled))
 
 
 def cross_fitted_probe_genres(embeddings: np.ndarray, genres: np.ndarray, groups: np.ndarray, n_genres: int,

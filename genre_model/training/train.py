@@ -29,7 +29,7 @@ from ..constants import HOP_LENGTH, N_MELS, SLICE_FRAMES, frontend_params
 from ..dataset import LabelledTrack, read_tracks
 from ..errors import DecodeError, ParameterError
 from ..aggregate import AGGREGATIONS, fit_aggregator
-from ..calibration import Calibration, fit_calibration
+from ..calibration import fit_calibration
 from ..evaluate import (classification_metrics, cross_validated, evaluate, run_split, split_log_mels,
                         split_track_scores)
 from ..features import log_mel_spectrogram
@@ -397,12 +397,12 @@ def finish(config: TrainConfig, out: Path, facts: dict) -> dict:
                                                 comparison[m]["calibrated_balanced_accuracy"],
                                                 -comparison[m]["calibrated_ece"]))
         sidecar["aggregation"] = best
-        sidecar.update(_calibration_json(calibrations[best]))
+        sidecar.update(calibrations[best].as_json())
         # the float twin gets its own, fitted on its own outputs: each twin is compared as it would ship
         # (the evaluation also compares the bare networks, uncalibrated and slice by slice)
         float_valid = run_split(GenreClassifier(float_twin_path(out)), valid_tracks, valid_log_mels)
-        sidecar["float_twin_calibration"] = _calibration_json(
-            fit_calibration(float_valid.slice_probabilities, float_valid.targets, best, aggregator))
+        sidecar["float_twin_calibration"] = fit_calibration(
+            float_valid.slice_probabilities, float_valid.targets, best, aggregator).as_json()
         report["aggregation_comparison"] = comparison
     sidecar_path(out).write_text(json.dumps(sidecar, indent=2) + "\n")
     if config.valid_split:
@@ -424,8 +424,3 @@ def record_validation(report: dict, out: Path, data: str | Path, split: str,
         "float_track_accuracy": valid.get("float", {}).get("track_accuracy"),
     }
     sidecar_path(out).write_text(json.dumps(sidecar, indent=2) + "\n")
-
-
-def _calibration_json(calibration: Calibration) -> dict:
-    return {"temperature": round(calibration.temperature, 4),
-            "bias": None if calibration.bias is None else [round(float(b), 4) for b in calibration.bias]}
