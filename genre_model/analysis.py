@@ -16,10 +16,10 @@ SILENCE_PEAK = 1e-4  # -80 dBFS: a slice whose peak is below this carries no mus
 PADDED_TAIL_S = 0.01  # digital silence this long ending a short track's slice: zeros past the end of the audio?
 
 
-def track_log_mels(path: PathLike, frontend: dict, *, n_slices: int = N_SLICES,
-                   duration: float | None = None, ffmpeg: str | None = None,
-                   timeout: float = DECODE_TIMEOUT_S) -> np.ndarray:
-    """Log-mel slices of a track, ready for :meth:`GenreClassifier.predict_proba`.
+def track_slices(path: PathLike, frontend: dict, *, n_slices: int = N_SLICES,
+                 duration: float | None = None, ffmpeg: str | None = None,
+                 timeout: float = DECODE_TIMEOUT_S) -> np.ndarray:
+    """The audible slices of a track, as mono audio at the front-end's rate.
 
     ``duration`` (seconds) saves probing the file when the caller knows it. A
     track shorter than one slice is decoded whole and repeated to fill one, as
@@ -32,7 +32,7 @@ def track_log_mels(path: PathLike, frontend: dict, *, n_slices: int = N_SLICES,
 
     Returns
     -------
-    S : np.ndarray [shape=(k, n_mels, slice_frames), dtype=float32], 1 <= k <= n_slices
+    y : np.ndarray [shape=(k, slice_samples), dtype=float32], 1 <= k <= n_slices
     """
     sr, hop = frontend["sample_rate"], frontend["hop_length"]
     slice_samples = frontend["slice_frames"] * hop
@@ -53,10 +53,24 @@ def track_log_mels(path: PathLike, frontend: dict, *, n_slices: int = N_SLICES,
     y = y[audible]
     if y.shape[0] == 0:
         raise DecodeError(path, "silent (no slice above -80 dBFS)")
+    return y
+
+
+def track_log_mels(path: PathLike, frontend: dict, *, n_slices: int = N_SLICES,
+                   duration: float | None = None, ffmpeg: str | None = None,
+                   timeout: float = DECODE_TIMEOUT_S) -> np.ndarray:
+    """Log-mel slices of a track (:func:`track_slices`), ready for :meth:`GenreClassifier.predict_proba`.
+
+    Returns
+    -------
+    S : np.ndarray [shape=(k, n_mels, slice_frames), dtype=float32], 1 <= k <= n_slices
+    """
+    y = track_slices(path, frontend, n_slices=n_slices, duration=duration, ffmpeg=ffmpeg, timeout=timeout)
     with np.errstate(over="ignore", invalid="ignore"):  # a broken float file: refused just below
         S = log_mel_spectrogram(
-            y, sr=sr, n_fft=frontend["n_fft"], hop_length=hop, n_mels=frontend["n_mels"],
-            fmin=frontend["fmin"], fmax=frontend["fmax"], log_floor=frontend["log_floor"],
+            y, sr=frontend["sample_rate"], n_fft=frontend["n_fft"], hop_length=frontend["hop_length"],
+            n_mels=frontend["n_mels"], fmin=frontend["fmin"], fmax=frontend["fmax"],
+            log_floor=frontend["log_floor"],
         )
     if not np.isfinite(S).all():
         raise DecodeError(path, "samples too large to analyse")

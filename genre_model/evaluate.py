@@ -11,7 +11,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .aggregate import AGGREGATIONS, track_scores
-from .analysis import track_log_mels
+from .analysis import analyse_file, track_log_mels
 from .audio import ffmpeg_version, find_ffmpeg
 from .calibration import Calibration, calibration_report, cross_validated_scores, reliability
 from .constants import N_SLICES
@@ -173,19 +173,15 @@ def cross_validated(outputs: SplitOutputs, labels: list[str], aggregation: str,
 
 def robustness(classifier: GenreClassifier, tracks: list[LabelledTrack], reference: np.ndarray, *,
                n_slices: int, aggregation: str) -> dict[str, np.ndarray]:
-    """Whether each track keeps its predicted genre, under each of :data:`CONDITIONS`."""
-    card = classifier.card
-    calibration = card.calibration(aggregation, float_twin=classifier.is_float).kwargs()
+    """Whether each track keeps its predicted genre (``reference``: label indices), under each of
+    :data:`CONDITIONS`."""
     kept = {}
     with tempfile.TemporaryDirectory(prefix="robustness-") as tmp:
         for condition in CONDITIONS:
-            same = []
-            for track, genre in zip(tracks, reference):
-                degraded = degrade(track.path, condition, Path(tmp))
-                p = classifier.predict_proba(track_log_mels(degraded, classifier.frontend, n_slices=n_slices))
-                scores = track_scores(p, aggregation, aggregator=card.aggregator, **calibration)
-                same.append(np.argmax(scores) == genre)
-            kept[condition] = np.array(same)
+            kept[condition] = np.array([
+                analyse_file(degrade(track.path, condition, Path(tmp)), classifier, n_slices=n_slices,
+                             aggregation=aggregation).genre == classifier.labels[genre]
+                for track, genre in zip(tracks, reference)])
     return kept
 
 

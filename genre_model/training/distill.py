@@ -17,13 +17,13 @@ from math import ceil
 import numpy as np
 
 from ..aggregate import fit_softmax_regression, softmax, softmax_regression_logits
-from ..analysis import SILENCE_PEAK
-from ..audio import decode_full, decode_segments, probe_duration
-from ..constants import HOP_LENGTH, N_MELS, SLICE_FRAMES, SLICE_SECONDS
+from ..analysis import track_slices
+from ..audio import decode_full
+from ..constants import HOP_LENGTH, N_MELS, SLICE_FRAMES, frontend_params
 from ..dataset import LabelledTrack
 from ..errors import DecodeError
 from ..features import log_mel_spectrogram
-from ..slicing import slice_starts, training_windows
+from ..slicing import training_windows
 from .teacher import MusicnnTeacher, outputs_cached, unlabelled_audio_files
 
 log = logging.getLogger(__name__)
@@ -62,17 +62,15 @@ def unlabelled_slices(teacher: MusicnnTeacher, n_slices: int) -> tuple[np.ndarra
     log_mels, embeddings, tags = [], [], []
     for path in files:
         try:
-            duration = probe_duration(path)
-            windows = decode_segments(path, slice_starts(duration, n_slices=per_file, slice_seconds=SLICE_SECONDS))
+            windows = track_slices(path, frontend_params(), n_slices=per_file)
         except DecodeError as exc:
             log.warning("skipping unlabelled %s", exc)
             continue
-        windows = windows[np.abs(windows).max(axis=1) >= SILENCE_PEAK]
-        if len(windows):
-            log_mels.append(log_mel_spectrogram(windows))
-            e, t = outputs_cached(teacher, f"{path}|{duration}|slices={per_file}", windows)
-            embeddings.append(e)
-            tags.append(t)
+        log_mels.append(log_mel_spectrogram(windows))
+        stat = path.stat()
+        e, t = outputs_cached(teacher, f"{path}|{stat.st_size}|{stat.st_mtime_ns}|slices={per_file}", windows)
+        embeddings.append(e)
+        tags.append(t)
     log.info("%d unlabelled slices from %d files", sum(map(len, log_mels)), len(files))
     return np.concatenate(log_mels), np.concatenate(embeddings), np.concatenate(tags)
 
