@@ -444,10 +444,31 @@ def test_batched_commits_share_one_transaction_until_their_time_is_up(tmp_path):
 
 
 def test_loading_the_plugin_imports_no_numpy_or_model():
-    code = ("import sys, beets.plugins, beetsplug.spectrogenre;"
+    """What beets does with a plugin on every command: create it and ask for its commands."""
+    code = ("import sys, beets.plugins, beetsplug.spectrogenre as m; m.SpectrogenrePlugin().commands();"
             "print(sorted({'numpy', 'genre_model', 'ai_edge_litert'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_command_decodes_with_ctrl_c_turned_into_a_flag(album):
+    """A Ctrl-C raised wherever the main thread is can leave a lock held: the run checks a flag instead."""
+    code = """
+import signal, sys
+import genre_model.analysis as analysis
+from beets import ui
+handlers, real = [], analysis.track_log_mels
+def spy(*args, **kwargs):
+    handlers.append(signal.getsignal(signal.SIGINT))
+    return real(*args, **kwargs)
+analysis.track_log_mels = spy
+try:
+    ui.main(["spectrogenre"])
+finally:
+    print(len(handlers), sum(h is signal.default_int_handler for h in handlers))
+"""
+    out = subprocess.run([sys.executable, "-c", code], env=album.env, capture_output=True, text=True, timeout=300)
+    assert out.stdout.split()[-2:] == ["4", "0"], out.stdout + out.stderr
 
 
 def test_ctrl_c_stops_promptly_and_leaves_no_half_tagged_track(album, audio):
