@@ -26,8 +26,10 @@ def track_slices(path: PathLike, frontend: dict, *, n_slices: int = N_SLICES,
     training pads it. When the slices fall silent from one of them to the end
     and the audio that decodes proves shorter than the duration (tags and
     headers can overstate it: a VBR MP3 without a length header, a cut-short
-    download), they are placed again over that audio. Silent slices are
-    dropped; a track that is too short, wholly silent or not finite raises
+    download), they are placed again over that audio. Slices silent when mixed
+    to mono, all of them, are heard again from the first channel alone (a
+    channel in opposite phase cancels the other). Silent slices are dropped; a
+    track that is too short, wholly silent or not finite raises
     :class:`DecodeError`.
 
     Returns
@@ -46,8 +48,12 @@ def track_slices(path: PathLike, frontend: dict, *, n_slices: int = N_SLICES,
         except DecodeError:  # too long to count in time: keep what was heard
             decoded = duration
         if decoded < duration - slice_samples / sr:
-            y = _decode_slices(path, decoded, n_slices, slice_samples, sr, ffmpeg, timeout)
+            duration = decoded
+            y = _decode_slices(path, duration, n_slices, slice_samples, sr, ffmpeg, timeout)
             audible = np.abs(y).max(axis=1) >= SILENCE_PEAK
+    if not audible.any():  # silent mixed to mono: channels in opposite phase cancel out; hear the first alone
+        y = _decode_slices(path, duration, n_slices, slice_samples, sr, ffmpeg, timeout, channel=0)
+        audible = np.abs(y).max(axis=1) >= SILENCE_PEAK
     if not np.isfinite(y).all():
         raise DecodeError(path, "non-finite samples (NaN or infinity)")
     y = y[audible]
@@ -78,28 +84,31 @@ def track_log_mels(path: PathLike, frontend: dict, *, n_slices: int = N_SLICES,
 
 
 def _decode_slices(path: PathLike, duration: float, n_slices: int, slice_samples: int, sr: int,
-                   ffmpeg: str | None, timeout: float) -> np.ndarray:
+                   ffmpeg: str | None, timeout: float, channel: int | None = None) -> np.ndarray:
     """The slices of a track said to last ``duration`` seconds, as audio: shape (k, slice_samples).
 
     Said to be shorter than a slice, or shorter than two and its last slice
     ending in digital silence (the length of a short VBR MP3 is only
     estimated), it is decoded from the start (two slices at most) and, if it
     is shorter than a slice, repeated to fill one, as training pads it. Said
-    to be shorter than a slice and found longer, it is probed.
+    to be shorter than a slice and found longer, it is probed. ``channel``: that
+    channel alone instead of the mix to mono.
     """
     if duration < MIN_SECONDS:
         raise DecodeError(path, f"too short ({duration:.2f} s, need at least {MIN_SECONDS:g} s)")
 
     def segments(seconds: float) -> np.ndarray:
         starts = slice_starts(seconds, n_slices=n_slices, slice_seconds=slice_samples / sr)
-        return decode_segments(path, starts, duration=slice_samples / sr, sr=sr, ffmpeg=ffmpeg, timeout=timeout)
+        return decode_segments(path, starts, duration=slice_samples / sr, sr=sr, ffmpeg=ffmpeg, timeout=timeout,
+                               channel=channel)
 
     y = None
     if duration * sr >= slice_samples:
         y = segments(duration)
         if duration * sr >= 2 * slice_samples or y[-1, -int(PADDED_TAIL_S * sr):].any():
             return y
-    head = decode_full(path, sr=sr, ffmpeg=ffmpeg, timeout=timeout, max_seconds=2 * slice_samples / sr)
+    head = decode_full(path, sr=sr, ffmpeg=ffmpeg, timeout=timeout, max_seconds=2 * slice_samples / sr,
+                       channel=channel)
     if head.size < slice_samples:
         try:
             return pad_to_slice(head, n_samples=slice_samples, sr=sr)[None]

@@ -150,12 +150,14 @@ def decode_segments(
     sr: int = SAMPLE_RATE,
     ffmpeg: str | None = None,
     timeout: float = DECODE_TIMEOUT_S,
+    channel: int | None = None,
 ) -> np.ndarray:
     """Decode ``len(starts)`` segments of ``duration`` seconds in one ffmpeg process.
 
     Each segment is read with input seeking (``-ss`` before its ``-i``) from
     ``PREROLL_S`` before its start (dropped again, so that MP3 and AAC decoders
-    have warmed up), mixed to mono and resampled to ``sr``; a segment that runs
+    have warmed up), mixed to mono (or, given ``channel``, that channel alone)
+    and resampled to ``sr``; a segment that runs
     past the end is zero-padded, and one that starts past it (a file shorter
     than its tags say) is silence. A segment at 0 is read without seeking, so
     short files come back whole; elsewhere AAC in MP4 may start up to one
@@ -171,9 +173,10 @@ def decode_segments(
     _check_readable(path)
     exe = find_ffmpeg(ffmpeg)
     if exe is None:
-        full = decode_full(path, sr=sr)
+        full = decode_full(path, sr=sr, channel=channel)
         return _cut_segments(full, starts, n_samples, sr)
     source = _input_arg(path)
+    pick = "" if channel is None else f"pan=mono|c0=c{channel},"
     cmd: list[bytes | str] = [exe, "-hide_banner", "-nostdin", "-v", "error"]
     chains = []
     for i, start in enumerate(starts):
@@ -183,7 +186,7 @@ def decode_segments(
             cmd += ["-ss", f"{start - preroll:.6f}"]
         cmd += ["-t", f"{duration + preroll + 0.1:.6f}", "-i", source]
         chains.append(  # silence after the audio, then cut: a segment past the end (no frames at all) is silence
-            f"[{i}:a:0]aformat=sample_fmts=flt:sample_rates={sr}:channel_layouts=mono,"
+            f"[{i}:a:0]{pick}aformat=sample_fmts=flt:sample_rates={sr}:channel_layouts=mono,"
             f"atrim=start_sample={int(round(preroll * sr))},asetpts=PTS-STARTPTS[a{i}];"
             f"anullsrc=r={sr}:cl=mono,aformat=sample_fmts=flt,atrim=end_sample={n_samples}[z{i}];"
             f"[a{i}][z{i}]concat=n=2:v=0:a=1,atrim=end_sample={n_samples}[s{i}]"
@@ -201,8 +204,9 @@ def decode_segments(
 
 
 def decode_full(path: PathLike, *, sr: int = SAMPLE_RATE, ffmpeg: str | None = None,
-                timeout: float = DECODE_TIMEOUT_S, max_seconds: float | None = None) -> np.ndarray:
-    """Decode a whole file, or its first ``max_seconds``, to mono float32 at ``sr``.
+                timeout: float = DECODE_TIMEOUT_S, max_seconds: float | None = None,
+                channel: int | None = None) -> np.ndarray:
+    """Decode a whole file, or its first ``max_seconds``, to mono (or its ``channel`` alone) float32 at ``sr``.
 
     Returns
     -------
@@ -211,10 +215,11 @@ def decode_full(path: PathLike, *, sr: int = SAMPLE_RATE, ffmpeg: str | None = N
     _check_readable(path)
     exe = find_ffmpeg(ffmpeg)
     if exe is None:
-        return _audioread_full(path, sr)[: None if max_seconds is None else int(round(max_seconds * sr))]
+        return _audioread_full(path, sr, channel)[: None if max_seconds is None else int(round(max_seconds * sr))]
     limit = [] if max_seconds is None else ["-t", f"{max_seconds:.6f}"]
+    mono = ["-ac", "1"] if channel is None else ["-af", f"pan=mono|c0=c{channel}"]
     cmd = [exe, "-hide_banner", "-nostdin", "-v", "error", "-i", _input_arg(path),
-           "-map", "0:a:0", "-ac", "1", "-ar", str(sr), *limit, "-f", "f32le", "-"]
+           "-map", "0:a:0", *mono, "-ar", str(sr), *limit, "-f", "f32le", "-"]
     returncode, stdout, stderr = _run(cmd, path, timeout)
     if returncode != 0:
         raise _ffmpeg_error(path, stderr, f"exit status {returncode}")
@@ -259,7 +264,7 @@ def _audioread_duration(path: PathLike) -> float:
         raise DecodeError(path, f"audioread: {str(exc) or type(exc).__name__}") from None
 
 
-def _audioread_full(path: PathLike, sr: int) -> np.ndarray:
+def _audioread_full(path: PathLike, sr: int, channel: int | None = None) -> np.ndarray:
     """Full decode with audioread, mixed to mono as ffmpeg mixes it, resampled with a polyphase filter."""
     import audioread
     from scipy.signal import resample_poly
@@ -273,9 +278,13 @@ def _audioread_full(path: PathLike, sr: int) -> np.ndarray:
     y = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
     if y.size == 0:
         raise DecodeError(path, "no audio decoded")
-    y = y[: y.size - y.size % channels].reshape(-1, channels).mean(axis=1)
-    if channels == 2:  # ffmpeg's stereo downmix: (L + R) / sqrt(2), equal power, not the mean
-        y *= np.sqrt(2.0)
+    y = y[: y.size - y.size % channels].reshape(-1, channels)
+    if channel is not None:
+        y = np.ascontiguousarray(y[:, channel])
+    else:
+        y = y.mean(axis=1)
+        if channels == 2:  # ffmpeg's stereo downmix: (L + R) / sqrt(2), equal power, not the mean
+            y *= np.sqrt(2.0)
     if native_sr != sr:
         g = gcd(native_sr, sr)
         y = resample_poly(y, sr // g, native_sr // g).astype(np.float32)

@@ -232,6 +232,18 @@ def test_audioread_mixes_stereo_down_as_ffmpeg_does(tmp_path, monkeypatch):
     assert np.abs(fallback).max() == pytest.approx(np.abs(via_ffmpeg).max(), rel=0.01)
 
 
+def test_one_channel_alone_is_decoded_as_it_is_by_ffmpeg_and_audioread(tmp_path, monkeypatch):
+    left, right = sine(440.0, 3.0, amplitude=0.25), sine(660.0, 3.0, amplitude=0.5)
+    wav = tmp_path / "two tones.wav"
+    wavfile.write(wav, SAMPLE_RATE, (np.stack([left, right], axis=1) * 32767).astype(np.int16))
+    via_ffmpeg = [decode_full(wav, channel=0), decode_segments(wav, [0.5], channel=1)[0]]
+    monkeypatch.setattr(audio, "find_ffmpeg", lambda configured=None: None)
+    fallback = [decode_full(wav, channel=0), decode_segments(wav, [0.5], channel=1)[0]]
+    expected = [left, right[int(0.5 * SAMPLE_RATE):]]
+    for want, got in zip(expected * 2, via_ffmpeg + fallback, strict=True):
+        np.testing.assert_allclose(got[: want.size], want[: got.size], atol=1e-4)
+
+
 def test_audioread_failure_names_its_reason(tmp_path, monkeypatch):
     junk = tmp_path / "junk.mp3"
     junk.write_bytes(b"this is a text file, not audio\n" * 50)

@@ -117,6 +117,18 @@ def test_a_matroska_file_whose_timestamps_start_late_is_heard_to_its_end(classif
     assert np.abs(log_mels - heard).mean(axis=(1, 2)).max() < 0.05
 
 
+def test_stereo_whose_channels_cancel_in_mono_is_heard_from_its_first_channel(classifier, tmp_path):
+    """One channel in opposite phase (a miswired microphone or cable): the mix to mono is silence."""
+    y = decode_full(DEMO_DIR / "brahms-hungarian-dance-5.ogg")[: 30 * 22_050]
+    antiphase = tmp_path / "antiphase.flac"
+    subprocess.run([find_ffmpeg(), "-v", "error", "-f", "f32le", "-ac", "2", "-ar", "22050", "-i", "-",
+                    "-c:a", "flac", antiphase], input=np.stack([y, -y], axis=1).astype("<f4").tobytes(), check=True)
+    assert np.abs(decode_full(antiphase)).max() < 1e-6  # below -80 dBFS: "silent"
+    np.testing.assert_array_equal(track_log_mels(antiphase, classifier.frontend),
+                                  track_log_mels(encode(y, tmp_path / "left.flac"), classifier.frontend))
+    assert analyse_file(antiphase, classifier).genre == "classical"
+
+
 def test_a_stored_length_too_short_to_analyse_is_checked_against_the_file(classifier, tmp_path):
     """beets' length of a file since emptied or deleted must not hide why it fails."""
     (tmp_path / "emptied.mp3").write_bytes(b"")
