@@ -314,7 +314,7 @@ class SpectrogenrePlugin(BeetsPlugin):
         """
         if not self.config["auto"].get(bool):
             return
-        if {"genre", "genres"} & set(config["import"]["set_fields"].get(dict) or {}):
+        if {"genre", "genres"} & set(config["import"]["set_fields"].keys()):  # from every config source
             self._log.debug("genres set by the import: not analysed")
             return
         with interrupts_at_safe_points() as check_interrupt:
@@ -495,4 +495,6 @@ class SpectrogenrePlugin(BeetsPlugin):
             return
         album.genres = genres
         album.album_genre_share = share
-        album.store(inherit=False)  # each track keeps its own genre
+        if "genre_confidence" in album:  # the share as earlier builds stored it: beets copies it onto the tracks
+            del album["genre_confidence"]
+        album.store(inherit=False)  # each track keeps its own genre and confidence

@@ -89,9 +89,10 @@ def _decode_slices(path: PathLike, duration: float, n_slices: int, slice_samples
 
     Said to be shorter than a slice, or shorter than two and its last slice
     ending in digital silence (the length of a short VBR MP3 is only
-    estimated), it is decoded from the start (two slices at most) and, if it
-    is shorter than a slice, repeated to fill one, as training pads it. Said
-    to be shorter than a slice and found longer, it is probed. ``channel``: that
+    estimated), it is decoded from the start (two slices at most): shorter
+    than a slice, it is repeated to fill one, as training pads it; shorter
+    than said, its slices are placed over the audio it has. Said to be
+    shorter than a slice and found longer, it is probed. ``channel``: that
     channel alone instead of the mix to mono.
     """
     if duration < MIN_SECONDS:
@@ -114,7 +115,11 @@ def _decode_slices(path: PathLike, duration: float, n_slices: int, slice_samples
             return pad_to_slice(head, n_samples=slice_samples, sr=sr)[None]
         except ParameterError as exc:
             raise DecodeError(path, str(exc)) from None
-    return y if y is not None else segments(probe_duration(path, ffmpeg=ffmpeg, timeout=timeout))
+    if y is None:  # longer than it was said to be
+        return segments(probe_duration(path, ffmpeg=ffmpeg, timeout=timeout))
+    if head.size < 2 * slice_samples and head.size < (duration - PADDED_TAIL_S) * sr:  # shorter than said
+        return segments(head.size / sr)
+    return y
 
 
 def analyse_file(path: PathLike, classifier: GenreClassifier, *, n_slices: int = N_SLICES,

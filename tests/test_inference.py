@@ -90,6 +90,15 @@ def test_a_short_vbr_mp3_whose_length_is_estimated_too_long_is_repeated_too(clas
     np.testing.assert_array_equal(track_log_mels(path, classifier.frontend), training)
 
 
+def test_a_track_a_little_longer_than_a_slice_said_to_be_longer_still_is_sliced_by_its_audio(classifier,
+                                                                                              tmp_path):
+    """Slices placed by the overstated length would end in zeros that training never shows the network."""
+    path = encode(DEMO_DIR / "macleod-vibe-ace.ogg", tmp_path / "jingle.wav", start=30.0, duration=2.7)
+    heard = track_log_mels(path, classifier.frontend, duration=decode_full(path).size / 22_050)
+    for said in (3.1, 4.0):
+        np.testing.assert_array_equal(track_log_mels(path, classifier.frontend, duration=said), heard)
+
+
 @pytest.mark.parametrize("fmt", ["mp3", "flac"])
 def test_a_cut_short_download_is_heard_from_the_audio_it_has(classifier, tmp_path, fmt):
     """Its header still claims the full length, so slices placed by it fall mostly on silence."""

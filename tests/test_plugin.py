@@ -165,8 +165,15 @@ def test_keep_existing_leaves_genred_tracks_alone(album):
     assert album.fields("Vibe Ace")["genre_model"].startswith(f"{MODEL_NAME}@")
 
 
-def test_a_genre_set_by_the_import_is_kept(beets, audio):
-    beets("import", "-A", "-q", "--set", "genres=Polka", str(audio / "album"))
+@pytest.mark.parametrize("in_config", [False, True])
+def test_a_genre_set_by_the_import_is_kept(beets, audio, in_config):
+    """Given with --set, or in the config file's import.set_fields while --set gives another field."""
+    if in_config:
+        with open(beets.root / "config.yaml", "a", encoding="utf-8") as f:
+            f.write("import:\n  set_fields:\n    genres: Polka\n")
+        beets("import", "-A", "-q", "--set", "year=1999", str(audio / "album"))
+    else:
+        beets("import", "-A", "-q", "--set", "genres=Polka", str(audio / "album"))
     assert beets.ls(fmt="$genres") == ["Polka"] * 4
     assert tagged(beets) == {}, "not analysed"
     assert beets.ls(album=True, fmt="$genres") == ["Polka"]
@@ -212,6 +219,21 @@ def test_reimporting_an_album_keeps_each_tracks_own_confidence(album):
     album("import", "-L", "-A", "-q")
     assert tagged(album) == tags
     assert album.ls(album=True, fmt="$album_genre_share") == share
+
+
+def test_the_album_share_as_earlier_builds_stored_it_is_removed(album):
+    """An album-level genre_confidence, left by a build before album_genre_share, would reach the tracks."""
+    album("spectrogenre", "--album")
+    tags = tagged(album)
+    with sqlite3.connect(album.db) as con:
+        (album_id,) = con.execute("SELECT id FROM albums").fetchone()
+        con.execute("INSERT INTO album_attributes (entity_id, key, value) VALUES (?, 'genre_confidence', '0.5')",
+                    (album_id,))
+    album("spectrogenre", "--album")
+    with sqlite3.connect(album.db) as con:
+        assert con.execute("SELECT key FROM album_attributes WHERE key = 'genre_confidence'").fetchall() == []
+    album("import", "-L", "-A", "-q")
+    assert tagged(album) == tags
 
 
 def test_album_genre_is_voted_by_the_models_labels_not_by_genres_it_refused(album):
