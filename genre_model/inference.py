@@ -15,7 +15,7 @@ import json
 import os
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,7 @@ class ModelCard:
     aggregation: str = "mean"
     temperature: float = 1.0
     bias: list[float] | None = None
-    float_twin_calibration: dict[str, Any] | None = None  # the float twin's own temperature and bias
+    float_twin_calibration: Calibration | None = None  # the float twin's own temperature and bias
     aggregator: dict[str, Any] | None = None
 
     @property
@@ -83,10 +83,9 @@ class ModelCard:
         """
         if method != self.aggregation:
             return Calibration()
-        temperature, bias = self.temperature, self.bias
-        if float_twin and self.float_twin_calibration:
-            temperature, bias = self.float_twin_calibration["temperature"], self.float_twin_calibration["bias"]
-        return Calibration(float(temperature), None if bias is None else np.asarray(bias, dtype=np.float64))
+        if float_twin and self.float_twin_calibration is not None:
+            return self.float_twin_calibration
+        return Calibration(self.temperature, None if self.bias is None else np.asarray(self.bias, dtype=np.float64))
 
     @classmethod
     def from_json(cls, data: dict[str, Any], source: str) -> ModelCard:
@@ -103,7 +102,6 @@ class ModelCard:
                 aggregation=str(data.get("aggregation", "mean")),
                 temperature=float(data.get("temperature", 1.0)),
                 bias=None if data.get("bias") is None else [float(b) for b in data["bias"]],
-                float_twin_calibration=data.get("float_twin_calibration"),
                 aggregator=data.get("aggregator"),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -119,8 +117,8 @@ class ModelCard:
             raise ModelError(f"sidecar {source}: bad aggregation, normalisation or temperature")
         if not _fits_labels(card.temperature, card.bias, len(card.labels)):
             raise ModelError(f"sidecar {source}: bias must be one finite number per label")
-        twin = card.float_twin_calibration
-        if twin is not None:
+        twin = data.get("float_twin_calibration")
+        if twin is not None:  # parsed here, once: the twin's predictions use exactly what was checked
             try:
                 twin_temperature = float(twin["temperature"])
                 twin_bias = None if twin.get("bias") is None else [float(b) for b in twin["bias"]]
@@ -129,6 +127,8 @@ class ModelCard:
             if not _fits_labels(twin_temperature, twin_bias, len(card.labels)):
                 raise ModelError(f"sidecar {source}: float_twin_calibration needs a positive temperature "
                                  "and one finite bias per label")
+            card = replace(card, float_twin_calibration=Calibration(
+                twin_temperature, None if twin_bias is None else np.asarray(twin_bias, dtype=np.float64)))
         if card.aggregation == "learned" and card.aggregator is None:
             raise ModelError(f"sidecar {source}: learned aggregation without aggregator parameters")
         if card.aggregator is not None and not aggregator_fits(card.aggregator, len(card.labels)):

@@ -325,6 +325,13 @@ def test_stored_calibration_belongs_to_the_default_aggregation_and_each_twin_has
     assert other.temperature == 1.0 and other.bias is None
 
 
+def test_a_float_twin_calibration_without_a_bias_has_none(model_copy):
+    """Accepted by the sidecar check, it used to fail later, when the twin predicted (KeyError: 'bias')."""
+    _edit_sidecar(model_copy, aggregation="mean", float_twin_calibration={"temperature": 0.8})
+    twin = GenreClassifier(model_copy).card.calibration("mean", float_twin=True)
+    assert twin.temperature == 0.8 and twin.bias is None
+
+
 def test_the_float_twin_predicts_with_its_own_calibration(model_copy, classifier):
     shutil.copy(float_twin_path(DEFAULT_MODEL), float_twin_path(model_copy))
     _edit_sidecar(model_copy, aggregation="mean", temperature=2.0, bias=None,
