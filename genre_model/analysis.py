@@ -41,7 +41,7 @@ def track_slices(path: PathLike, frontend: dict, *, n_slices: int = N_SLICES,
     if not (duration and duration >= MIN_SECONDS):  # a stored length can understate it too
         duration = probe_duration(path, ffmpeg=ffmpeg, timeout=timeout)
     y = _decode_slices(path, duration, n_slices, slice_samples, sr, ffmpeg, timeout)
-    audible = np.abs(y).max(axis=1) >= SILENCE_PEAK
+    audible = _audible(y)
     if not audible[np.argmin(audible):].any():  # silent from one slice to the end: cut short?
         try:
             decoded = decoded_duration(path, ffmpeg=ffmpeg, timeout=timeout)
@@ -50,16 +50,21 @@ def track_slices(path: PathLike, frontend: dict, *, n_slices: int = N_SLICES,
         if decoded < duration - slice_samples / sr:
             duration = decoded
             y = _decode_slices(path, duration, n_slices, slice_samples, sr, ffmpeg, timeout)
-            audible = np.abs(y).max(axis=1) >= SILENCE_PEAK
+            audible = _audible(y)
     if not audible.any():  # silent mixed to mono: channels in opposite phase cancel out; hear the first alone
         y = _decode_slices(path, duration, n_slices, slice_samples, sr, ffmpeg, timeout, channel=0)
-        audible = np.abs(y).max(axis=1) >= SILENCE_PEAK
+        audible = _audible(y)
     if not np.isfinite(y).all():
         raise DecodeError(path, "non-finite samples (NaN or infinity)")
     y = y[audible]
     if y.shape[0] == 0:
         raise DecodeError(path, "silent (no slice above -80 dBFS)")
     return y
+
+
+def _audible(y: np.ndarray) -> np.ndarray:
+    """Which slices (rows of ``y``) peak above :data:`SILENCE_PEAK`."""
+    return np.abs(y).max(axis=1) >= SILENCE_PEAK
 
 
 def track_log_mels(path: PathLike, frontend: dict, *, n_slices: int = N_SLICES,
