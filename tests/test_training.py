@@ -69,6 +69,23 @@ def test_a_first_run_trains_on_the_windows_a_cached_run_reads_back(dataset, tmp_
         np.testing.assert_array_equal(computed, cached)
 
 
+def test_a_window_cache_write_cut_short_leaves_no_cache(dataset, tmp_path, monkeypatch):
+    tracks = read_tracks(dataset, "train")[:1]
+    config = replace(TINY_NETWORK, codecs=(), cache_dir=str(tmp_path))
+
+    def interrupted(file, **arrays):
+        file.write(b"PK\x03\x04 half an archive")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cached_windows(tracks, config)
+    assert list(tmp_path.iterdir()) == [], "neither the cache nor its temporary file"
+    monkeypatch.undo()
+    cached_windows(tracks, config)
+    assert [p.suffix for p in tmp_path.iterdir()] == [".npz"]
+
+
 def test_the_window_cache_is_keyed_by_the_codec_arguments(dataset, tmp_path, monkeypatch):
     tracks = read_tracks(dataset, "train")[:1]
     config = replace(TINY_NETWORK, codecs=("mp3",), cache_dir=str(tmp_path))

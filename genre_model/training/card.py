@@ -30,7 +30,7 @@ _DISTILLATION = """Knowledge distillation: a second head (dropped at export) lea
 ISC licence, (c) Music Technology Group, Universitat Pompeu Fabra; weights read from the `musicnn`
 0.1.0 wheel at training time, never shipped), with weight {embed_weight}. Up to {unlabelled_slices} slices
 of unlabelled real music (spread evenly over the files, so short files give fewer; Debian's free game
-soundtracks, see `genre_model/training/teacher.py`) join
+soundtracks, see `genre_model/training/distill.py`) join
 the labelled windows, their genre target given by a softmax-regression probe on the teacher's
 embeddings fitted on the labelled training windows (weight {unlabelled_weight}).
 """

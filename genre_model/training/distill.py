@@ -7,12 +7,28 @@ distribution is the whole genre target; on labelled slices it is mixed with the
 true genre, and comes from a probe that never saw the slice's track
 (cross-fitted over tracks), so it carries what the teacher hears, not a copy of
 the label.
+
+Unlabelled music: Debian's free game soundtracks (~440 MB, ~9 h)::
+
+    apt-get update && apt-get install -y --no-install-recommends \\
+        wesnoth-1.16-music nexuiz-music warzone2100-music hyperrogue-music singularity-music
+
+They land in
+``/usr/share/games/{wesnoth/1.16/data/core/music,warzone2100/music,singularity/music}``
+(.ogg/.opus), ``/usr/share/hyperrogue/music`` (.ogg; its ``sounds/`` are effects and
+are skipped) and ``/usr/share/games/nexuiz/data/music.pk3`` (a zip of .ogg tracks,
+extracted on first use by :func:`unlabelled_audio_files`). Three of hyperrogue's files
+(``hr-savino-{caribbean,ivory,ocean}.ogg``) do not open in ffmpeg and are skipped.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+import zipfile
+from collections.abc import Iterable
 from math import ceil
+from pathlib import Path
 
 import numpy as np
 
@@ -24,7 +40,11 @@ from ..dataset import LabelledTrack
 from ..errors import DecodeError
 from ..features import log_mel_spectrogram
 from ..slicing import training_windows
-from .teacher import MusicnnTeacher, outputs_cached, unlabelled_audio_files
+from .cache import atomic_write
+from .teacher import REPO_ROOT, MusicnnTeacher, outputs_cached
+
+AUDIO_EXTENSIONS = (".ogg", ".oga", ".opus", ".mp3", ".flac", ".wav")
+DEFAULT_UNLABELLED_CACHE = REPO_ROOT / "cache" / "unlabelled"
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +77,7 @@ def unlabelled_slices(teacher: MusicnnTeacher, n_slices: int) -> tuple[np.ndarra
     """
     files = unlabelled_audio_files()
     if not files:
-        raise DecodeError("/usr/share/games", "no unlabelled music installed (see training/teacher.py)")
+        raise DecodeError("/usr/share/games", "no unlabelled music installed (see training/distill.py)")
     per_file = ceil(n_slices / len(files))
     log_mels, embeddings, tags = [], [], []
     for path in files:
@@ -137,3 +157,52 @@ def distillation_set(tracks: list[LabelledTrack], window_genres: np.ndarray, win
                               np.full((len(genres), 1), config.unlabelled_weight), np.ones((len(genres), 1))],
                              axis=1)
     return labelled_genres, (labelled - mean) / std, unlabelled_x, targets
+
+
+# --------------------------------------------------------------------------- unlabelled audio
+
+def unlabelled_audio_files(roots: Iterable[str | Path] = ("/usr/share/games", "/usr/share/hyperrogue"),
+                           *, min_bytes: int = 300_000,
+                           extract_dir: str | Path = DEFAULT_UNLABELLED_CACHE) -> list[Path]:
+    """Music files (no labels) under ``roots``: the Debian game soundtracks, sorted.
+
+    Files under a ``sounds``/``sfx`` folder and files smaller than ``min_bytes``
+    (effects, jingles) are skipped. Zip archives of game data (``*.pk3``, e.g. Nexuiz's
+    ``music.pk3``) are searched too: their audio members are extracted once into
+    ``extract_dir/<archive stem>/`` and listed from there.
+    """
+    found: list[Path] = []
+    for root in roots:
+        root = Path(root)
+        if not root.is_dir():
+            continue
+        for path in root.rglob("*"):
+            if not path.is_file() or {"sounds", "sfx", "sound_effects"} & {p.lower() for p in path.parts}:
+                continue
+            suffix = path.suffix.lower()
+            if suffix in AUDIO_EXTENSIONS and path.stat().st_size >= min_bytes:
+                found.append(path)
+            elif suffix == ".pk3":
+                found.extend(_extract_pk3_audio(path, Path(extract_dir), min_bytes))
+    return sorted(set(found))
+
+
+def _extract_pk3_audio(pk3: Path, extract_dir: Path, min_bytes: int) -> list[Path]:
+    out: list[Path] = []
+    dest = extract_dir / pk3.parent.parent.name / pk3.stem
+    try:
+        zf = zipfile.ZipFile(pk3)
+    except (zipfile.BadZipFile, OSError):
+        return out
+    with zf:
+        for info in zf.infolist():
+            name = Path(info.filename)
+            if (info.is_dir() or name.suffix.lower() not in AUDIO_EXTENSIONS
+                    or info.file_size < min_bytes or ".." in name.parts or name.is_absolute()):
+                continue
+            target = dest / name
+            if not (target.is_file() and target.stat().st_size == info.file_size):
+                with zf.open(info) as src, atomic_write(target) as dst:
+                    shutil.copyfileobj(src, dst)
+            out.append(target)
+    return out

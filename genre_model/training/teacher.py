@@ -1,10 +1,6 @@
 """musicnn as a training-time teacher: embeddings and tag probabilities for distillation.
 
-Unlabelled music for it to label (Debian's free game soundtracks, ~440 MB, ~9 h)::
-
-    apt-get update && apt-get install -y --no-install-recommends \\
-        wesnoth-1.16-music nexuiz-music warzone2100-music hyperrogue-music singularity-music
-
+It labels the training windows and unlabelled music (:mod:`.distill` finds it).
 Nothing at inference imports this module (it needs TensorFlow); it labels training
 audio once, and :func:`outputs_cached` keeps the result on disk.
 
@@ -32,21 +28,12 @@ time per slice on a machine shared with a training run; peak memory ~1.4 GB at b
 32. A linear probe on the mean 400-d embedding of a track's slices reaches 0.72
 accuracy / 0.74 balanced accuracy on the artist-filtered GTZAN valid split.
 
-Where the soundtracks land
---------------------------
-``/usr/share/games/{wesnoth/1.16/data/core/music,warzone2100/music,singularity/music}``
-(.ogg/.opus), ``/usr/share/hyperrogue/music`` (.ogg; its ``sounds/`` are effects and
-are skipped) and ``/usr/share/games/nexuiz/data/music.pk3`` (a zip of .ogg tracks,
-extracted on first use by :func:`unlabelled_audio_files`). Decode them with
-:func:`genre_model.audio.decode_full` and skip a ``DecodeError``: three of
-hyperrogue's files (``hr-savino-{caribbean,ivory,ocean}.ogg``) do not open in ffmpeg.
-
 Public API
 ----------
 ``MusicnnTeacher(cache_dir).embed_and_tag(windows)`` -> ((n, 400) MSD 200-d then MTT
 200-d penultimate embeddings, (n, 100) MSD 50 then MTT 50 sigmoid tag probabilities,
 named in ``MusicnnTeacher.tag_names``); ``outputs_cached(teacher, key, windows)``;
-``unlabelled_audio_files(roots)``; ``musicnn_logmel(y16k)``.
+``musicnn_logmel(y16k)``.
 
 Licence of the weights (they are downloaded, never committed): musicnn is under the
 ISC licence::
@@ -70,12 +57,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
+import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -86,11 +72,11 @@ from scipy.signal import resample_poly
 from .. import features
 from ..audio import decoder_identity
 from ..constants import SAMPLE_RATE
+from .cache import atomic_write
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CACHE_DIR = REPO_ROOT / "cache" / "musicnn"
 DEFAULT_EMBED_CACHE = REPO_ROOT / "cache" / "teacher"
-DEFAULT_UNLABELLED_CACHE = REPO_ROOT / "cache" / "unlabelled"
 
 MUSICNN_VERSION = "0.1.0"
 MODELS = ("MSD_musicnn", "MTT_musicnn")
@@ -122,8 +108,6 @@ MTT_LABELS = (
     "new age", "dance", "male voice", "female vocal", "beats", "harp", "cello", "no voice",
     "weird", "country", "metal", "female voice", "choral",
 )
-
-AUDIO_EXTENSIONS = (".ogg", ".oga", ".opus", ".mp3", ".flac", ".wav")
 
 
 # --------------------------------------------------------------------------- wheel
@@ -182,11 +166,8 @@ def _unzip_checkpoints(wheel: Path, cache_dir: Path) -> None:
                 target = cache_dir / "LICENSE.md"
             else:
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, tempfile.NamedTemporaryFile(
-                dir=target.parent, delete=False) as tmp:
-                tmp.write(src.read())
-            os.replace(tmp.name, target)  # .index last-writer-wins, never half-written
+            with zf.open(info) as src, atomic_write(target) as dst:
+                shutil.copyfileobj(src, dst)
 
 
 # --------------------------------------------------------------------------- front-end
@@ -544,7 +525,7 @@ def outputs_cached(teacher: MusicnnTeacher, key: str,
     ``windows`` may be a zero-argument callable, so decoding is skipped when the result
     is cached; the key alone then identifies the windows. Given an array, a cached result
     whose row count differs from ``len(windows)`` is recomputed.
-    Writes are atomic (temporary file + rename), so parallel runs never read half a file.
+    Written whole or not at all (:func:`.cache.atomic_write`): parallel runs never read half a file.
     """
     paths = _cache_paths(key, cache_dir)
     emb, tags = (_load_cached(p, windows) for p in paths)
@@ -553,62 +534,7 @@ def outputs_cached(teacher: MusicnnTeacher, key: str,
     if callable(windows):
         windows = windows()
     outputs = teacher.embed_and_tag(windows)
-    paths[0].parent.mkdir(parents=True, exist_ok=True)
     for path, array in zip(paths, outputs):
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npy", delete=False) as tmp:
-            np.save(tmp, array)
-        os.replace(tmp.name, path)
+        with atomic_write(path) as f:
+            np.save(f, array)
     return outputs
-
-
-# --------------------------------------------------------------------------- unlabelled audio
-
-def unlabelled_audio_files(roots: Iterable[str | Path] = ("/usr/share/games", "/usr/share/hyperrogue"),
-                           *, min_bytes: int = 300_000,
-                           extract_dir: str | Path = DEFAULT_UNLABELLED_CACHE) -> list[Path]:
-    """Music files (no labels) under ``roots``: the Debian game soundtracks, sorted.
-
-    Files under a ``sounds``/``sfx`` folder and files smaller than ``min_bytes``
-    (effects, jingles) are skipped. Zip archives of game data (``*.pk3``, e.g. Nexuiz's
-    ``music.pk3``) are searched too: their audio members are extracted once into
-    ``extract_dir/<archive stem>/`` and listed from there.
-    """
-    found: list[Path] = []
-    for root in roots:
-        root = Path(root)
-        if not root.is_dir():
-            continue
-        for path in root.rglob("*"):
-            if not path.is_file() or {"sounds", "sfx", "sound_effects"} & {p.lower() for p in path.parts}:
-                continue
-            suffix = path.suffix.lower()
-            if suffix in AUDIO_EXTENSIONS and path.stat().st_size >= min_bytes:
-                found.append(path)
-            elif suffix == ".pk3":
-                found.extend(_extract_pk3_audio(path, Path(extract_dir), min_bytes))
-    return sorted(set(found))
-
-
-def _extract_pk3_audio(pk3: Path, extract_dir: Path, min_bytes: int) -> list[Path]:
-    out: list[Path] = []
-    dest = extract_dir / pk3.parent.parent.name / pk3.stem
-    try:
-        zf = zipfile.ZipFile(pk3)
-    except (zipfile.BadZipFile, OSError):
-        return out
-    with zf:
-        for info in zf.infolist():
-            name = Path(info.filename)
-            if (info.is_dir() or name.suffix.lower() not in AUDIO_EXTENSIONS
-                    or info.file_size < min_bytes or ".." in name.parts or name.is_absolute()):
-                continue
-            target = dest / name
-            if not (target.is_file() and target.stat().st_size == info.file_size):
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, tempfile.NamedTemporaryFile(
-                    dir=target.parent, delete=False) as tmp:
-                    while chunk := src.read(1 << 20):
-                        tmp.write(chunk)
-                os.replace(tmp.name, target)
-            out.append(target)
-    return out

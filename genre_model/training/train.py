@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 import zipfile
 import zlib
@@ -36,6 +35,7 @@ from ..features import log_mel_spectrogram
 from ..inference import GenreClassifier, float_twin_path, sha256_of, sidecar_path
 from ..slicing import training_windows
 from .augment import CLIP_DRIVE_DB, CODECS, augment_log_mels, degraded_copy, gain_db_to_log_offset, mixup
+from .cache import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +121,8 @@ def cached_windows(tracks: list[LabelledTrack], config: TrainConfig) -> list[np.
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # a write cut short: rebuilt
             log.warning("window cache %s unreadable (%s); building it again", path, exc)
     windows = [np.stack(track_windows(t, config)).astype(np.float16) for t in tracks]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.stem}.partial.npz")
-    np.savez(partial, **{str(i): w for i, w in enumerate(windows)})
-    os.replace(partial, path)  # whole or absent: an interrupted write leaves no cache to trust
+    with atomic_write(path) as f:
+        np.savez(f, **{str(i): w for i, w in enumerate(windows)})
     return [w.astype(np.float32) for w in windows]  # as a later run reads them back: the same inputs
 
 
