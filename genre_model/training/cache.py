@@ -9,6 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+CACHE_ROOT = Path("cache")  # under the working directory, as ``./cache`` is for every training run
+
+
 
 @contextlib.contextmanager
 def atomic_write(path: Path) -> Iterator[BinaryIO]:

@@ -40,11 +40,11 @@ from ..dataset import LabelledTrack
 from ..errors import DecodeError
 from ..features import log_mel_spectrogram
 from ..slicing import training_windows
-from .cache import atomic_write
-from .teacher import REPO_ROOT, MusicnnTeacher, outputs_cached
+from .cache import CACHE_ROOT, atomic_write
+from .teacher import MusicnnTeacher, outputs_cached
 
 AUDIO_EXTENSIONS = (".ogg", ".oga", ".opus", ".mp3", ".flac", ".wav")
-DEFAULT_UNLABELLED_CACHE = REPO_ROOT / "cache" / "unlabelled"
+DEFAULT_UNLABELLED_CACHE = CACHE_ROOT / "unlabelled"
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ What it does
 * Gets the ``musicnn`` 0.1.0 wheel from PyPI **without installing it** (its code and
   pins are from 2019): ``pip download --no-deps musicnn==0.1.0``, unzips only the
   ``MSD_musicnn`` and ``MTT_musicnn`` checkpoints into a cache folder (default
-  ``<repo>/cache/musicnn``, ignored by git) and reads them with
+  ``cache/musicnn`` in the working directory, ignored by git) and reads them with
   ``tf.compat.v1.train.NewCheckpointReader("<dir>/")``.
 * Rebuilds musicnn (Pons & Serra, "musicnn: pre-trained convolutional neural
   networks for music audio tagging", ISMIR 2019 LBD) in Keras 3 and copies the
@@ -72,11 +72,10 @@ from scipy.signal import resample_poly
 from .. import features
 from ..audio import decoder_identity
 from ..constants import SAMPLE_RATE
-from .cache import atomic_write
+from .cache import CACHE_ROOT, atomic_write
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CACHE_DIR = REPO_ROOT / "cache" / "musicnn"
-DEFAULT_EMBED_CACHE = REPO_ROOT / "cache" / "teacher"
+DEFAULT_CACHE_DIR = CACHE_ROOT / "musicnn"
+DEFAULT_EMBED_CACHE = CACHE_ROOT / "teacher"
 
 MUSICNN_VERSION = "0.1.0"
 MODELS = ("MSD_musicnn", "MTT_musicnn")

@@ -35,7 +35,7 @@ from ..features import log_mel_spectrogram
 from ..inference import GenreClassifier, float_twin_path, sha256_of, sidecar_path
 from ..slicing import training_windows
 from .augment import CLIP_DRIVE_DB, CODECS, augment_log_mels, degraded_copy, gain_db_to_log_offset, mixup
-from .cache import atomic_write
+from .cache import CACHE_ROOT, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class TrainConfig:
     teacher_genre_weight: float = 0.0  # share of the teacher probe's genre distribution in a labelled target
     consistency_weight: float = 0.0  # Jensen-Shannon term between two versions of a window (0: off)
     mixup: float = 0.0  # alpha of the Beta distribution of mixup's weights (0: off)
-    cache_dir: str | None = "cache/windows"  # prepared windows, reused across runs (None: off)
+    cache_dir: str | None = str(CACHE_ROOT / "windows")  # prepared windows, reused across runs (None: off)
 
     def __post_init__(self):
         if self.mixup and self.consistency_weight:
