@@ -9,8 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-CACHE_ROOT = Path("cache")  # under the working directory, as ``./cache`` is for every training run
-
+CACHE_ROOT = Path("cache")  # relative: ./cache of the directory that training runs from
 
 
 @contextlib.contextmanager
