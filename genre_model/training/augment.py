@@ -66,7 +66,7 @@ def augment_log_mels(x: np.ndarray, rng: np.random.Generator, config: TrainConfi
     ``config.gain_in_power`` they scale the mel power under the floor, as turning
     a track up or down does: ``log(floor + g P) = logaddexp(log floor, log g + log P)``.
     """
-    n, n_mels, n_frames = x.shape
+    n, n_mels, _ = x.shape
     gain = gain_db_to_log_offset(rng.uniform(-config.gain_db, config.gain_db, n))
     tilt = rng.uniform(-config.tilt, config.tilt, n)[:, None] * np.linspace(-0.5, 0.5, n_mels)[None, :]
     offset = (gain[:, None] + tilt)[:, :, None]
