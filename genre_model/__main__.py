@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from .aggregate import AGGREGATIONS
 from .constants import N_SLICES
@@ -14,7 +15,8 @@ from .inference import DEFAULT_MODEL
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m genre_model",
+    invoked = Path(sys.argv[0]).name  # "spectrogenre-model", or __main__.py under python -m
+    parser = argparse.ArgumentParser(prog="python -m genre_model" if invoked == "__main__.py" else invoked,
                                      description="Train, evaluate and run the genre model of spectrogenre.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -105,10 +107,10 @@ def _parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="print the genre of audio files",
                         description="Print genre, confidence and the top 3 genres of each file.")
-    pr.add_argument("files", nargs="+")
-    pr.add_argument("--model", default=str(DEFAULT_MODEL))
-    pr.add_argument("--slices", type=int, default=N_SLICES)
-    pr.add_argument("--aggregation", choices=AGGREGATIONS)
+    pr.add_argument("files", nargs="+", help="audio files (any format ffmpeg decodes)")
+    pr.add_argument("--model", default=str(DEFAULT_MODEL), help="the .tflite (default: the shipped model)")
+    pr.add_argument("--slices", type=int, default=N_SLICES, help="slices per track (default: %(default)s)")
+    pr.add_argument("--aggregation", choices=AGGREGATIONS, help="default: the model's own")
     return parser
 
 
