@@ -86,6 +86,18 @@ def test_a_window_cache_write_cut_short_leaves_no_cache(dataset, tmp_path, monke
     assert [p.suffix for p in tmp_path.iterdir()] == [".npz"]
 
 
+def test_training_caches_live_under_the_working_directory(tmp_path, monkeypatch):
+    """Not beside the package: installed, that is site-packages."""
+    from pathlib import Path
+
+    from genre_model.training import distill, teacher
+
+    monkeypatch.chdir(tmp_path)
+    for folder in (teacher.DEFAULT_CACHE_DIR, teacher.DEFAULT_EMBED_CACHE, distill.DEFAULT_UNLABELLED_CACHE,
+                   Path(TrainConfig("data", "out.tflite").cache_dir)):
+        assert folder.resolve().is_relative_to(tmp_path / "cache"), folder
+
+
 def test_the_window_cache_is_keyed_by_the_codec_arguments(dataset, tmp_path, monkeypatch):
     tracks = read_tracks(dataset, "train")[:1]
     config = replace(TINY_NETWORK, codecs=("mp3",), cache_dir=str(tmp_path))
