@@ -1,6 +1,7 @@
 """A tiny end-to-end training run on generated audio yields a loadable int8 model."""
 
 import json
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -83,7 +84,11 @@ def test_a_window_cache_write_cut_short_leaves_no_cache(dataset, tmp_path, monke
     assert list(tmp_path.iterdir()) == [], "neither the cache nor its temporary file"
     monkeypatch.undo()
     cached_windows(tracks, config)
-    assert [p.suffix for p in tmp_path.iterdir()] == [".npz"]
+    (cache,) = tmp_path.iterdir()
+    assert cache.suffix == ".npz"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert cache.stat().st_mode & 0o777 == 0o666 & ~umask, "as any file the user writes"
 
 
 def test_training_caches_live_under_the_working_directory(tmp_path, monkeypatch):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -20,12 +20,12 @@ def atomic_write(path: Path) -> Iterator[BinaryIO]:
     file at once leave one whole copy (the last writer's).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     try:
-        with tmp:
-            yield tmp
-        os.replace(tmp.name, path)
+        with open(tmp, "xb") as f:  # mode 0o666 less the umask, as the file itself would get
+            yield f
+        os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp.name)
+            os.unlink(tmp)
         raise

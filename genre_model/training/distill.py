@@ -169,8 +169,10 @@ def unlabelled_audio_files(roots: Iterable[str | Path] = ("/usr/share/games", "/
     Files under a ``sounds``/``sfx`` folder and files smaller than ``min_bytes``
     (effects, jingles) are skipped. Zip archives of game data (``*.pk3``, e.g. Nexuiz's
     ``music.pk3``) are searched too: their audio members are extracted once into
-    ``extract_dir/<archive stem>/`` and listed from there.
+    ``extract_dir/<game>/<archive stem>/`` and listed from there, by absolute path (the
+    teacher's cache is keyed by it).
     """
+    extract_dir = Path(extract_dir).resolve()
     found: list[Path] = []
     for root in roots:
         root = Path(root)
@@ -183,7 +185,7 @@ def unlabelled_audio_files(roots: Iterable[str | Path] = ("/usr/share/games", "/
             if suffix in AUDIO_EXTENSIONS and path.stat().st_size >= min_bytes:
                 found.append(path)
             elif suffix == ".pk3":
-                found.extend(_extract_pk3_audio(path, Path(extract_dir), min_bytes))
+                found.extend(_extract_pk3_audio(path, extract_dir, min_bytes))
     return sorted(set(found))
 
 
