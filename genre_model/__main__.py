@@ -15,8 +15,8 @@ from .inference import DEFAULT_MODEL
 
 
 def _parser() -> argparse.ArgumentParser:
-    invoked = Path(sys.argv[0]).name  # "spectrogenre-model", or __main__.py under python -m
-    parser = argparse.ArgumentParser(prog="python -m genre_model" if invoked == "__main__.py" else invoked,
+    under_m = Path(sys.argv[0]).name == "__main__.py"  # else argparse names the script: spectrogenre-model
+    parser = argparse.ArgumentParser(prog="python -m genre_model" if under_m else None,
                                      description="Train, evaluate and run the genre model of spectrogenre.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -141,8 +141,6 @@ def _train(args, argv: list[str] | None) -> int:
     except ImportError as exc:
         print(f"error: training needs the [train] extra (pip install '.[train]'): {exc}", file=sys.stderr)
         return 1
-    from pathlib import Path
-
     from .training.augment import COPIES
     from .training.card import write_model_card
 

@@ -21,8 +21,16 @@ def run(*args, check=True):
 
 def test_help_names_every_command():
     out = run("--help").stdout
+    assert out.startswith("usage: python -m genre_model ")
     assert all(c in out for c in ("train", "evaluate", "predict"))
     assert "--calibration" in run("evaluate", "--help").stdout
+
+
+def test_the_console_script_names_itself_in_its_usage(monkeypatch):
+    from genre_model.__main__ import _parser
+
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/spectrogenre-model", "--help"])
+    assert _parser().format_usage().startswith("usage: spectrogenre-model ")
 
 
 def test_predict_prints_genre_confidence_and_top_3(tmp_path):
