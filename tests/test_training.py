@@ -131,6 +131,14 @@ def test_teacher_outputs_are_cached_per_decoder(tmp_path, monkeypatch):
     assert teacher_mod._cache_paths("track.flac|1|hop=640", tmp_path)[0] != here[0]
 
 
+def test_an_empty_teacher_output_file_is_computed_again(tmp_path):
+    from genre_model.training import teacher as teacher_mod
+
+    empty = tmp_path / "outputs.npy"
+    empty.touch()  # renamed into place, then lost in a crash before it reached the disk
+    assert teacher_mod._load_cached(empty, np.zeros((2, 400), np.float32)) is None
+
+
 @pytest.mark.parametrize("codec", sorted(CODECS))
 def test_a_codec_copy_starts_where_the_original_does(codec):
     """Through a pipe, MP3 and AAC came back ~50 ms late: a gap at every seam of a repeated excerpt."""
@@ -143,12 +151,13 @@ def test_a_codec_copy_starts_where_the_original_does(codec):
     assert abs(lags[int(np.argmax(similarity))]) <= 2
 
 
-def test_a_window_cache_cut_short_is_built_again(dataset, tmp_path):
+@pytest.mark.parametrize("kept", [1000, 0], ids=["cut short", "empty"])  # empty: renamed, then a crash
+def test_a_window_cache_cut_short_is_built_again(dataset, tmp_path, kept):
     tracks = read_tracks(dataset, "train")[:2]
     config = replace(TINY_NETWORK, codecs=(), cache_dir=str(tmp_path))
     first = cached_windows(tracks, config)
     (cache,) = tmp_path.iterdir()
-    cache.write_bytes(cache.read_bytes()[:1000])
+    cache.write_bytes(cache.read_bytes()[:kept])
     again = cached_windows(tracks, config)
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a, b)

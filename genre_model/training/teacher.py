@@ -509,7 +509,7 @@ def _load_cached(path: Path, windows) -> np.ndarray | None:
     """The cached array at ``path`` if it exists, reads, and has one row per window."""
     try:
         array = np.load(path)
-    except (OSError, ValueError):
+    except (OSError, ValueError, EOFError):  # EOFError: an empty file (a write lost in a crash)
         return None
     return array if callable(windows) or len(array) == len(windows) else None
 

@@ -118,7 +118,7 @@ def cached_windows(tracks: list[LabelledTrack], config: TrainConfig) -> list[np.
         try:
             with np.load(path) as cached:
                 return [cached[str(i)].astype(np.float32) for i in range(len(tracks))]
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # a write cut short: rebuilt
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:  # cut short, or empty: rebuilt
             log.warning("window cache %s unreadable (%s); building it again", path, exc)
     windows = [np.stack(track_windows(t, config)).astype(np.float16) for t in tracks]
     with atomic_write(path) as f:
