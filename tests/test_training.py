@@ -139,6 +139,32 @@ def test_an_empty_teacher_output_file_is_computed_again(tmp_path):
     assert teacher_mod._load_cached(empty, np.zeros((2, 400), np.float32)) is None
 
 
+def test_unlabelled_music_is_found_and_extracted_from_game_archives(tmp_path):
+    import zipfile
+
+    from genre_model.training.distill import unlabelled_audio_files
+
+    games = tmp_path / "games"
+    for name, size in (("wesnoth/music/battle.ogg", 400_000), ("wesnoth/sounds/sword.ogg", 400_000),
+                       ("wesnoth/music/jingle.ogg", 1_000), ("wesnoth/music/notes.txt", 400_000)):
+        (games / name).parent.mkdir(parents=True, exist_ok=True)
+        (games / name).write_bytes(b"\0" * size)
+    (games / "nexuiz/data").mkdir(parents=True)
+    with zipfile.ZipFile(games / "nexuiz/data/music.pk3", "w") as pk3:
+        pk3.writestr("sound/cdtracks/theme.ogg", b"\1" * 400_000)
+        pk3.writestr("../outside.ogg", b"\1" * 400_000)
+        pk3.writestr("sound/tiny.ogg", b"\1" * 10)
+    extract = tmp_path / "extracted"
+    found = unlabelled_audio_files([games], extract_dir=extract)
+    theme = extract / "nexuiz" / "music" / "sound" / "cdtracks" / "theme.ogg"
+    assert found == sorted([games / "wesnoth/music/battle.ogg", theme])
+    assert theme.read_bytes() == b"\1" * 400_000
+    assert not (tmp_path / "outside.ogg").exists() and not (extract / "outside.ogg").exists()
+    written = theme.stat().st_mtime_ns
+    assert unlabelled_audio_files([games], extract_dir=extract) == found
+    assert theme.stat().st_mtime_ns == written, "extracted once"
+
+
 @pytest.mark.parametrize("codec", sorted(CODECS))
 def test_a_codec_copy_starts_where_the_original_does(codec):
     """Through a pipe, MP3 and AAC came back ~50 ms late: a gap at every seam of a repeated excerpt."""
