@@ -30,6 +30,7 @@ _DURATION_RE = re.compile(rb"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
 _COMPONENT_RE = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")  # "[out#0/f32le @ 0x55fc...] ": which part spoke
 _INVALID = "Invalid data found when processing input"
 _NO_OUTPUT = b"At least one output file must be specified"  # ffmpeg -i alone, on a file it could open
+_EPILOGUES = ("Error marking filters as finished", "Conversion failed!")  # ffmpeg 5-7's last words, no reason
 
 
 @functools.lru_cache(maxsize=8)
@@ -93,9 +94,9 @@ def _check_readable(path: PathLike) -> None:
 
 
 def _ffmpeg_error(path: PathLike, stderr: bytes, default: str) -> DecodeError:
-    """ffmpeg's reason, one line: its last, unless an earlier one says the input is not valid data."""
+    """ffmpeg's reason in one line: its last (closing formulas aside), or an earlier one saying "invalid data"."""
     lines = [_COMPONENT_RE.sub("", ln).strip() for ln in stderr.decode("utf-8", "replace").splitlines()]
-    lines = [ln for ln in lines if ln]
+    lines = [ln for ln in lines if ln and ln not in _EPILOGUES]
     reason = next((_INVALID for ln in lines if _INVALID in ln), lines[-1] if lines else default)
     # ffmpeg prefixes messages with the input name; keep the reason only
     reason = reason.split(": ", 1)[-1] if reason.startswith("file:") else reason

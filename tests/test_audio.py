@@ -12,7 +12,8 @@ from scipy.io import wavfile
 
 from audio_factory import DEMO_DIR, FORMATS, encode, sine
 from genre_model import audio
-from genre_model.audio import decode_full, decode_segments, decoded_duration, find_ffmpeg, probe_duration
+from genre_model.audio import (decode_full, decode_segments, decoded_duration, find_ffmpeg, ffmpeg_version,
+                               probe_duration)
 from genre_model.constants import SAMPLE_RATE, SLICE_SAMPLES
 from genre_model.errors import DecodeError, ParameterError
 
@@ -120,13 +121,21 @@ def test_bad_files_raise_one_line_decode_errors(tmp_path, content, reason):
 
 @pytest.mark.parametrize("suffix", [".flac", ".mp3", ".m4a"])
 def test_text_under_an_audio_name_is_invalid_data_whatever_the_name(tmp_path, suffix):
-    """ffmpeg's last line for a .flac is about its empty output, with a pointer in it; the reason is earlier."""
+    """ffmpeg's last line for a .flac is about its empty output, with a pointer in it; the reason is earlier.
+
+    ffmpeg before 9 (Debian 12 has 5.1) reads a little further and words it by format, then closes with
+    "Error marking filters as finished", which says nothing of the file.
+    """
+    reasons = {"Invalid data found when processing input"}
+    if int(re.search(r"version n?(\d+)", ffmpeg_version(find_ffmpeg())).group(1)) < 9:
+        reasons |= {".flac": {"Cannot determine format of input stream 0:0 after EOF"},
+                    ".mp3": {"Invalid argument"}}.get(suffix, set())
     bad = tmp_path / f"notes{suffix}"
     bad.write_bytes(b"this is a text file, not audio\n" * 50)
     for decode in (probe_duration, decode_full, lambda p: decode_segments(p, [0.0])):
         with pytest.raises(DecodeError) as err:
             decode(bad)
-        assert str(err.value) == f"'{bad}': ffmpeg: Invalid data found when processing input"
+        assert str(err.value) in {f"'{bad}': ffmpeg: {reason}" for reason in reasons}
 
 
 def test_a_file_without_audio_is_one_clear_line(tmp_path):

@@ -124,7 +124,8 @@ def test_a_matroska_file_whose_timestamps_start_late_is_heard_to_its_end(classif
     # the slices of the audio's own 30 s, less the millisecond of Matroska's timestamps
     heard = track_log_mels(flac, classifier.frontend, duration=decoded_duration(late))
     assert log_mels.shape == heard.shape == (5, 128, 128)
-    assert np.abs(log_mels - heard).mean(axis=(1, 2)).max() < 0.05
+    # a slice placed 2 ms off differs by about 0.2 on average; ffmpeg 4.2 to 9.0 give 0.038 to 0.050 here
+    assert np.abs(log_mels - heard).mean(axis=(1, 2)).max() < 0.1
 
 
 def test_stereo_whose_channels_cancel_in_mono_is_heard_from_its_first_channel(classifier, tmp_path):
