@@ -138,6 +138,14 @@ def test_text_under_an_audio_name_is_invalid_data_whatever_the_name(tmp_path, su
         assert str(err.value) in {f"'{bad}': ffmpeg: {reason}" for reason in reasons}
 
 
+@pytest.mark.parametrize("closing", [b"Error marking filters as finished", b"Conversion failed!"])
+def test_ffmpegs_closing_line_is_not_given_as_the_reason(closing):
+    """ffmpeg 5-7 end a failed run with a formula; the line before it is about the file."""
+    stderr = b"[aist#0:0/flac @ 0x5581] Cannot determine format of input stream 0:0 after EOF\n" + closing + b"\n"
+    assert str(audio._ffmpeg_error("x.flac", stderr, "exit status 1")) == (
+        "'x.flac': ffmpeg: Cannot determine format of input stream 0:0 after EOF")
+
+
 def test_a_file_without_audio_is_one_clear_line(tmp_path):
     video = tmp_path / "video.mp4"
     subprocess.run([find_ffmpeg(), "-v", "error", "-f", "lavfi", "-i", "testsrc=d=2", "-c:v", "mpeg4", str(video)],
