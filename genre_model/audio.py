@@ -161,8 +161,10 @@ def decode_segments(
     and resampled to ``sr``; a segment that runs
     past the end is zero-padded, and one that starts past it (a file shorter
     than its tags say) is silence. A segment at 0 is read without seeking, so
-    short files come back whole; elsewhere AAC in MP4 may start up to one
-    AAC frame (1024 samples) late, which ffmpeg's input seeking does not undo.
+    short files come back whole. The decoded audio is placed by its
+    timestamps before the pre-roll is cut (``aresample=first_pts=0``): after
+    a seek, ffmpeg 9 decodes AAC in MP4 from up to one AAC frame (1024
+    samples) past the seek point, and says so only in the timestamps.
 
     Returns
     -------
@@ -183,11 +185,13 @@ def decode_segments(
     for i, start in enumerate(starts):
         start = max(float(start), 0.0)
         preroll = min(PREROLL_S, start)
-        if start > preroll:  # "-ss 0" drops the first frame of MP3 and of AAC in MP4
+        seek = start > preroll  # "-ss 0" drops the first frame of MP3 and of AAC in MP4
+        if seek:
             cmd += ["-ss", f"{start - preroll:.6f}"]
         cmd += ["-t", f"{duration + preroll + 0.1:.6f}", "-i", source]
+        placed = "aresample=first_pts=0," if seek else ""  # unseeked, a file's own start time (ASF) is no gap
         chains.append(  # silence after the audio, then cut: a segment past the end (no frames at all) is silence
-            f"[{i}:a:0]{pick}aformat=sample_fmts=flt:sample_rates={sr}:channel_layouts=mono,"
+            f"[{i}:a:0]{pick}aformat=sample_fmts=flt:sample_rates={sr}:channel_layouts=mono,{placed}"
             f"atrim=start_sample={int(round(preroll * sr))},asetpts=PTS-STARTPTS[a{i}];"
             f"anullsrc=r={sr}:cl=mono,aformat=sample_fmts=flt,atrim=end_sample={n_samples}[z{i}];"
             f"[a{i}][z{i}]concat=n=2:v=0:a=1,atrim=end_sample={n_samples}[s{i}]"

@@ -22,9 +22,10 @@ DEMO = DEMO_DIR / "brahms-hungarian-dance-5.ogg"
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
-    """A 40 s cut of a real recording as FLAC and MP3."""
+    """A 40 s cut of a real recording as FLAC, MP3, Ogg Vorbis, Opus and AAC in MP4."""
     d = tmp_path_factory.mktemp("clips")
-    return {fmt: encode(DEMO, d / f"brahms.{fmt}", start=2.0, duration=40.0) for fmt in ("flac", "mp3")}
+    return {fmt: encode(DEMO, d / f"brahms.{fmt}", start=2.0, duration=40.0)
+            for fmt in ("flac", "mp3", "ogg", "opus", "m4a")}
 
 
 def test_probe_reads_the_duration(clips):
@@ -39,8 +40,9 @@ def test_segments_come_back_mono_float32_and_exactly_one_slice_long(clips):
 
 
 def test_seek_decoded_segments_match_the_same_span_of_a_full_decode(clips):
+    """After a seek, ffmpeg 9 decodes AAC in MP4 from up to 1024 samples late: only its timestamps say so."""
     starts = [3.0, 17.5, 31.0]  # whole samples at 22 050 Hz
-    for fmt, tolerance in (("flac", 1e-4), ("mp3", 0.02)):
+    for fmt, tolerance in (("flac", 1e-4), ("mp3", 0.02), ("ogg", 1e-4), ("opus", 1e-4), ("m4a", 1e-4)):
         full = decode_full(clips[fmt])
         segments = decode_segments(clips[fmt], starts)
         for start, segment in zip(starts, segments):
