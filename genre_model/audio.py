@@ -163,8 +163,9 @@ def decode_segments(
     than its tags say) is silence. A segment at 0 is read without seeking, so
     short files come back whole. The decoded audio is placed by its
     timestamps before the pre-roll is cut (``aresample=first_pts=0``): after
-    a seek, ffmpeg 9 decodes AAC in MP4 from up to one AAC frame (1024
-    samples) past the seek point, and says so only in the timestamps.
+    a seek, a decoder can start past the seek point and say so only in the
+    timestamps (ffmpeg 9 with AAC in MP4, by up to 1024 samples; Ogg Vorbis
+    now and then, by a few hundred).
 
     Returns
     -------
