@@ -1,4 +1,5 @@
-"""Training's files on disk (caches, unzipped checkpoints), each written whole or not at all."""
+"""Training's files on disk (caches, unzipped checkpoints, a model's sidecar and report), each written whole
+or not at all."""
 
 from __future__ import annotations
 

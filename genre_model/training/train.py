@@ -345,13 +345,14 @@ def write_model(config: TrainConfig, labels: list[str], mean: float, std: float,
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(int8_bytes)
     float_twin_path(out).write_bytes(float_bytes)
+    digest = sha256_of(out)
     sidecar = {
-        "name": config.name, "version": config.version or f"dev+{sha256_of(out)[:8]}", "labels": labels,
+        "name": config.name, "version": config.version or f"dev+{digest[:8]}", "labels": labels,
         "frontend": frontend_params(), "normalization": {"mean": mean, "std": std},
-        "sha256": sha256_of(out), "float_sha256": sha256_of(float_twin_path(out)),
+        "sha256": digest, "float_sha256": sha256_of(float_twin_path(out)),
         "aggregation": "mean", "temperature": 1.0, "bias": None, "metrics": {},
     }
-    sidecar_path(out).write_text(json.dumps(sidecar, indent=2) + "\n")
+    _write_json(sidecar_path(out), sidecar)
     return finish(config, out, {"size_bytes": len(int8_bytes), "float_size_bytes": len(float_bytes),
                                 "train_seconds": round(train_seconds, 1)})
 
@@ -402,10 +403,10 @@ def finish(config: TrainConfig, out: Path, facts: dict) -> dict:
         sidecar["float_twin_calibration"] = fit_calibration(
             float_valid.slice_probabilities, float_valid.targets, best, aggregator).as_json()
         report["aggregation_comparison"] = comparison
-    sidecar_path(out).write_text(json.dumps(sidecar, indent=2) + "\n")
+    _write_json(sidecar_path(out), sidecar)
     if config.valid_split:
         record_validation(report, out, config.data, config.valid_split, valid_log_mels)
-    out.with_suffix(".report.json").write_text(json.dumps(report, indent=2) + "\n")
+    _write_json(out.with_suffix(".report.json"), report)
     return report
 
 
@@ -421,4 +422,10 @@ def record_validation(report: dict, out: Path, data: str | Path, split: str,
                                  "per_genre_recall", "agreement", "cross_validated")},
         "float_track_accuracy": valid.get("float", {}).get("track_accuracy"),
     }
-    sidecar_path(out).write_text(json.dumps(sidecar, indent=2) + "\n")
+    _write_json(sidecar_path(out), sidecar)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """``data`` as indented JSON, written whole or not at all: a sidecar cut short would stop the plugin."""
+    with atomic_write(path) as f:
+        f.write((json.dumps(data, indent=2) + "\n").encode())
