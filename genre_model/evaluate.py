@@ -12,7 +12,7 @@ import numpy as np
 
 from .aggregate import AGGREGATIONS, track_scores
 from .analysis import analyse_file, track_log_mels
-from .audio import ffmpeg_version, find_ffmpeg
+from .audio import decoder_identity, find_ffmpeg
 from .calibration import Calibration, calibration_report, cross_validated_scores, reliability
 from .constants import N_SLICES
 from .dataset import LabelledTrack, read_tracks
@@ -57,7 +57,7 @@ def encoder_version() -> str:
     encoding Opus, or decoding AAC and Opus, takes SIMD code chosen by the CPU at
     run time, so those copies differ between machines.
     """
-    return ffmpeg_version(find_ffmpeg()).split(" Copyright")[0]
+    return decoder_identity().split(" Copyright")[0]
 
 
 def split_log_mels(tracks: list[LabelledTrack], frontend: dict, *, n_slices: int = N_SLICES) -> list[np.ndarray]:
