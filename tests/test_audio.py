@@ -9,6 +9,7 @@ import threading
 import numpy as np
 import pytest
 from scipy.io import wavfile
+from scipy.signal import resample
 
 from audio_factory import DEMO_DIR, FORMATS, encode, sine
 from genre_model import audio
@@ -16,6 +17,7 @@ from genre_model.audio import (decode_full, decode_segments, decoded_duration, f
                                probe_duration)
 from genre_model.constants import SAMPLE_RATE, SLICE_SAMPLES
 from genre_model.errors import DecodeError, ParameterError
+from genre_model.features import log_mel_spectrogram
 from genre_model.slicing import slice_starts
 
 DEMO = DEMO_DIR / "brahms-hungarian-dance-5.ogg"
@@ -60,6 +62,26 @@ def test_a_vorbis_segment_that_decodes_late_is_placed_by_its_timestamps():
     (segment,) = decode_segments(path, [start])
     i = int(round(start * SAMPLE_RATE))
     np.testing.assert_allclose(segment, decode_full(path)[i: i + SLICE_SAMPLES], atol=1e-4)
+
+
+@pytest.mark.parametrize("sr", [44_100, 48_000])
+def test_a_cd_or_dvd_rate_file_reaches_the_network_as_its_native_22_05_khz_audio(tmp_path, sr):
+    """GTZAN is native 22.05 kHz; ffmpeg's default resampler took up to 1.3 ln units off the top mel bands."""
+    rng = np.random.default_rng(0)
+    native = (0.1 * rng.standard_normal(6 * SAMPLE_RATE)).astype(np.float32)  # white up to 11.025 kHz
+    upsampled = resample(native, native.size * sr // SAMPLE_RATE)  # band-limited: nothing above 11.025 kHz
+    path = encode(upsampled, tmp_path / f"noise {sr}.flac", sr=sr)
+    expected = log_mel_spectrogram(native[SAMPLE_RATE: SAMPLE_RATE + SLICE_SAMPLES]).mean(axis=-1)
+    for y in (decode_segments(path, [1.0])[0], decode_full(path)[SAMPLE_RATE: SAMPLE_RATE + SLICE_SAMPLES]):
+        bands = log_mel_spectrogram(y).mean(axis=-1)
+        assert np.abs(bands - expected).max() < 0.25  # the default resampler: 1.3 in the top band
+
+
+def test_a_tone_above_11_khz_does_not_fold_back_into_the_top_bands(tmp_path):
+    """ffmpeg's default resampler lets a 12 kHz tone of a 44.1 kHz file alias to 10.05 kHz at -36 dB."""
+    path = encode(sine(12_000.0, 4.0, sr=44_100), tmp_path / "12 kHz.flac", sr=44_100)
+    for y in (decode_segments(path, [1.0])[0], decode_full(path)[SAMPLE_RATE:-SAMPLE_RATE]):  # not its onset
+        assert np.abs(y).max() < 0.5 * 10 ** (-60 / 20)
 
 
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
@@ -239,14 +261,15 @@ def test_configured_program_that_is_not_ffmpeg_is_refused():
     assert find_ffmpeg(find_ffmpeg()) == find_ffmpeg()
 
 
-def test_audioread_fallback_without_ffmpeg(tmp_path, monkeypatch):
-    wav = encode(sine(440.0, 6.0, sr=44_100), tmp_path / "tone.wav", sr=44_100)
+def test_audioread_fallback_without_ffmpeg_resamples_as_ffmpeg_does(tmp_path, monkeypatch):
+    noise = (0.1 * np.random.default_rng(0).standard_normal(6 * 44_100)).astype(np.float32)  # up to 22 kHz
+    wav = encode(noise, tmp_path / "noise.wav", sr=44_100)
     via_ffmpeg = decode_segments(wav, [2.0])
     monkeypatch.setattr(audio, "find_ffmpeg", lambda configured=None: None)
     assert probe_duration(wav) == pytest.approx(6.0, abs=0.01)
     fallback = decode_segments(wav, [2.0])
     assert fallback.shape == (1, SLICE_SAMPLES)
-    assert np.corrcoef(fallback[0], via_ffmpeg[0])[0, 1] > 0.99
+    assert np.corrcoef(fallback[0], via_ffmpeg[0])[0, 1] > 0.9999  # scipy's default filter: 0.997
 
 
 def test_audioread_mixes_stereo_down_as_ffmpeg_does(tmp_path, monkeypatch):
