@@ -162,7 +162,7 @@ def decode_segments(
     Each segment is read with input seeking (``-ss`` before its ``-i``) from
     ``PREROLL_S`` before its start (dropped again, so that MP3 and AAC decoders
     have warmed up), mixed to mono (or, given ``channel``, that channel alone)
-    and resampled to ``sr``; a segment that runs
+    and resampled to ``sr`` (with :data:`RESAMPLER`); a segment that runs
     past the end is zero-padded, and one that starts past it (a file shorter
     than its tags say) is silence. A segment at 0 is read without seeking, so
     short files come back whole. The decoded audio is placed by its
