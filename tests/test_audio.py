@@ -73,8 +73,8 @@ def test_a_cd_or_dvd_rate_file_reaches_the_network_as_its_native_22_05_khz_audio
     path = encode(upsampled, tmp_path / f"noise {sr}.flac", sr=sr)
     expected = log_mel_spectrogram(native[SAMPLE_RATE: SAMPLE_RATE + SLICE_SAMPLES]).mean(axis=-1)
     for y in (decode_segments(path, [1.0])[0], decode_full(path)[SAMPLE_RATE: SAMPLE_RATE + SLICE_SAMPLES]):
-        bands = log_mel_spectrogram(y).mean(axis=-1)
-        assert np.abs(bands - expected).max() < 0.25  # the default resampler: 1.3 in the top band
+        error = np.abs(log_mel_spectrogram(y).mean(axis=-1) - expected)
+        assert error[:-1].max() < 0.05 and error[-1] < 0.5  # the default resampler: 0.9 and 1.5
 
 
 def test_a_tone_above_11_khz_does_not_fold_back_into_the_top_bands(tmp_path):
