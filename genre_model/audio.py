@@ -28,8 +28,9 @@ PREROLL_S = 0.1  # decoded before each segment and dropped: lossy decoders need 
 COUNTING_RATE = 1000  # Hz: audio decoded only to count how long it is
 # ffmpeg's default resampler (32 taps, cutoff 0.97) takes up to 1.3 ln units off the top five mel bands
 # (9.7-11 kHz) of a 44.1 or 48 kHz file, which the network heard at full strength in GTZAN's native
-# 22.05 kHz, and lets 11.5 kHz alias at -20 dB; this one takes 0.4 off the top band alone, and aliases
-# 11.5 kHz at -92 dB (256 taps and cutoff 0.995 keep the top band too, at twice the cost, for the same figures)
+# 22.05 kHz, and lets 11.5 kHz alias at -20 dB; this one takes 0.4 off the top band alone and aliases
+# 11.5 kHz at -92 dB, at the default's CPU (256 taps, cutoff 0.995: the top band whole, 1.14x the CPU,
+# the same figures; bench/resampler.py)
 RESAMPLER = "filter_size=128:cutoff=0.99"
 _DURATION_RE = re.compile(rb"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
 _COMPONENT_RE = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")  # "[out#0/f32le @ 0x55fc...] ": which part spoke
