@@ -60,6 +60,17 @@ def test_string_orchestra_is_heard_as_classical(classifier):
 
 
 
+@pytest.mark.parametrize(("fmt", "sr"), [("flac", 44_100), ("mp3", 44_100), ("opus", 48_000)])
+def test_a_cd_rate_copy_gets_the_genre_of_the_native_recording(classifier, tmp_path, fmt, sr):
+    """This recording is pop (0.41) before country (0.37) at its native 22.05 kHz; resampled by ffmpeg's
+    default filter, which dulls 9.7-11 kHz, its 44.1 kHz FLAC and MP3 copies were heard as country."""
+    source = DEMO_DIR / "hobbs-lets-go-fishin.ogg"
+    native = analyse_file(source, classifier)
+    copy = analyse_file(encode(source, tmp_path / f"copy.{fmt}", extra=["-ar", str(sr), "-ac", "2"]), classifier)
+    assert copy.genre == native.genre
+    assert copy.confidence == pytest.approx(native.confidence, abs=0.03)
+
+
 def test_a_length_that_tags_overstate_is_recounted_and_the_slices_placed_again(classifier, tmp_path):
     """beets' length can exceed the audio (a VBR MP3 without a length header, a cut-short file)."""
     path = encode(DEMO_DIR / "macleod-vibe-ace.ogg", tmp_path / "vibe.mp3", duration=20.0)
