@@ -242,6 +242,7 @@ def test_ctrl_c_interrupts_python_not_a_decoder_in_a_worker_thread():
     script = """
 import os, signal, sys, threading, time
 from genre_model import audio
+signal.signal(signal.SIGINT, signal.default_int_handler)  # a job started with "&" by a script inherits SIGINT ignored
 results = []
 worker = threading.Thread(target=lambda: results.append(
     audio._run([sys.executable, "-c", "import time; time.sleep(1.5)"], "decoder", timeout=10)[0]))
