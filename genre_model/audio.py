@@ -30,8 +30,11 @@ COUNTING_RATE = 1000  # Hz: audio decoded only to count how long it is
 # (9.7-11 kHz) of a 44.1 or 48 kHz file, which the network heard at full strength in GTZAN's native
 # 22.05 kHz, and lets 11.5 kHz alias at -20 dB; this one takes 0.4 off the top band alone and aliases
 # 11.5 kHz at -92 dB, at the default's CPU (256 taps, cutoff 0.995: the top band whole, 1.14x the CPU,
-# the same figures; bench/resampler.py)
-RESAMPLER = "filter_size=128:cutoff=0.99"
+# the same figures; bench/resampler.py). The audioread fallback builds the same filter for scipy.
+RESAMPLER_TAPS = 128  # swr's filter_size
+RESAMPLER_CUTOFF = 0.99  # of the lower Nyquist frequency
+RESAMPLER_KAISER_BETA = 9.0  # swr's default window
+RESAMPLER = f"filter_size={RESAMPLER_TAPS}:cutoff={RESAMPLER_CUTOFF}"
 _DURATION_RE = re.compile(rb"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
 _COMPONENT_RE = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")  # "[out#0/f32le @ 0x55fc...] ": which part spoke
 _INVALID = "Invalid data found when processing input"
@@ -186,7 +189,6 @@ def decode_segments(
         full = decode_full(path, sr=sr, channel=channel)
         return _cut_segments(full, starts, n_samples, sr)
     source = _input_arg(path)
-    pick = "" if channel is None else f"pan=mono|c0=c{channel},"
     cmd: list[bytes | str] = [exe, "-hide_banner", "-nostdin", "-v", "error"]
     chains = []
     for i, start in enumerate(starts):
@@ -196,9 +198,8 @@ def decode_segments(
         if seek:
             cmd += ["-ss", f"{start - preroll:.6f}"]
         cmd += ["-t", f"{duration + preroll + 0.1:.6f}", "-i", source]
-        placed = ":first_pts=0" if seek else ""  # unseeked, a file's own start time (ASF) is no gap
         chains.append(  # silence after the audio, then cut: a segment past the end (no frames at all) is silence
-            f"[{i}:a:0]{pick}aformat=sample_fmts=flt:channel_layouts=mono,aresample={sr}:{RESAMPLER}{placed},"
+            f"[{i}:a:0]{_mono_at(sr, channel, by_timestamps=seek)},"
             f"atrim=start_sample={int(round(preroll * sr))},asetpts=PTS-STARTPTS[a{i}];"
             f"anullsrc=r={sr}:cl=mono,aformat=sample_fmts=flt,atrim=end_sample={n_samples}[z{i}];"
             f"[a{i}][z{i}]concat=n=2:v=0:a=1,atrim=end_sample={n_samples}[s{i}]"
@@ -215,6 +216,17 @@ def decode_segments(
     return y.reshape(len(starts), n_samples).astype(np.float32)
 
 
+def _mono_at(sr: int, channel: int | None, *, by_timestamps: bool = False) -> str:
+    """ffmpeg filters from any audio stream to mono (or ``channel`` alone) float32 at ``sr``, by :data:`RESAMPLER`.
+
+    ``by_timestamps`` places the audio by its timestamps as it is resampled (after a seek);
+    unseeked, a file's own start time (ASF) is no gap to fill.
+    """
+    pick = "" if channel is None else f"pan=mono|c0=c{channel},"
+    placed = ":first_pts=0" if by_timestamps else ""
+    return f"{pick}aformat=sample_fmts=flt:channel_layouts=mono,aresample={sr}:{RESAMPLER}{placed}"
+
+
 def decode_full(path: PathLike, *, sr: int = SAMPLE_RATE, ffmpeg: str | None = None,
                 timeout: float = DECODE_TIMEOUT_S, max_seconds: float | None = None,
                 channel: int | None = None) -> np.ndarray:
@@ -229,10 +241,8 @@ def decode_full(path: PathLike, *, sr: int = SAMPLE_RATE, ffmpeg: str | None = N
     if exe is None:
         return _audioread_full(path, sr, channel)[: None if max_seconds is None else int(round(max_seconds * sr))]
     limit = [] if max_seconds is None else ["-t", f"{max_seconds:.6f}"]
-    pick = "" if channel is None else f"pan=mono|c0=c{channel},"
     cmd = [exe, "-hide_banner", "-nostdin", "-v", "error", "-i", _input_arg(path), "-map", "0:a:0",
-           "-af", f"{pick}aformat=sample_fmts=flt:channel_layouts=mono,aresample={sr}:{RESAMPLER}",
-           *limit, "-f", "f32le", "-"]
+           "-af", _mono_at(sr, channel), *limit, "-f", "f32le", "-"]
     returncode, stdout, stderr = _run(cmd, path, timeout)
     if returncode != 0:
         raise _ffmpeg_error(path, stderr, f"exit status {returncode}")
@@ -301,6 +311,7 @@ def _audioread_full(path: PathLike, sr: int, channel: int | None = None) -> np.n
     if native_sr != sr:
         g = gcd(native_sr, sr)
         up, down = sr // g, native_sr // g
-        taps = firwin(2 * 64 * max(up, down) + 1, 0.99 / max(up, down), window=("kaiser", 9.0))  # as RESAMPLER
+        taps = firwin(RESAMPLER_TAPS * max(up, down) + 1, RESAMPLER_CUTOFF / max(up, down),
+                      window=("kaiser", RESAMPLER_KAISER_BETA))
         y = resample_poly(y, up, down, window=taps).astype(np.float32)
     return y
