@@ -11,34 +11,19 @@ its ffmpeg children) per track and the ratios to the default::
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from run import FORMATS, REPO, cpu_seconds  # bench/run.py, which also puts the repository on sys.path
 
-from genre_model import audio  # noqa: E402
-from genre_model.analysis import track_log_mels  # noqa: E402
-from genre_model.constants import frontend_params  # noqa: E402
+from genre_model import audio
+from genre_model.analysis import track_log_mels
+from genre_model.constants import frontend_params
 
-FORMATS = {  # suffix: ffmpeg output options, as listeners' files come
-    "mp3": ["-ar", "44100", "-c:a", "libmp3lame", "-q:a", "2"],
-    "flac": ["-ar", "44100", "-c:a", "flac"],
-    "ogg": ["-ar", "44100", "-c:a", "libvorbis", "-q:a", "5"],
-    "opus": ["-c:a", "libopus", "-b:a", "128k"],
-    "m4a": ["-ar", "44100", "-c:a", "aac", "-b:a", "192k"],
-}
 FILTERS = {"ffmpeg's default (32 taps, cutoff 0.97)": "filter_size=32:cutoff=0.97",
            f"RESAMPLER ({audio.RESAMPLER})": audio.RESAMPLER,
            "256 taps, cutoff 0.995 (flat to the top)": "filter_size=256:cutoff=0.995"}
-
-
-def cpu_seconds() -> float:
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main() -> None:
