@@ -50,8 +50,11 @@ def _parser() -> argparse.ArgumentParser:
                        "the genre's cross-entropy (default: %(default)s)")
     train.add_argument("--stem-stride", type=int, default=1, choices=(1, 2),
                        help="stride of the first convolution: 2 trains 4x faster (default: %(default)s)")
+    train.add_argument("--architecture", default="cnn", choices=("cnn", "musicnn"),
+                       help="3x3 conv blocks, or the musicnn teacher's own design scaled down to a quarter of "
+                       "its width (default: %(default)s)")
     train.add_argument("--widths", default="16,32,64,128",
-                       help="channels of the four conv blocks, comma-separated (default: %(default)s)")
+                       help="channels of the four conv blocks of the cnn, comma-separated (default: %(default)s)")
     train.add_argument("--separable", action="store_true",
                        help="depthwise-separable convolutions after the first, for wider layers at the same size")
     train.add_argument("--centre-level", action="store_true",
@@ -161,7 +164,7 @@ def _train(args, argv: list[str] | None) -> int:
                              consistency_weight=args.consistency_weight, mixup=args.mixup,
                              gain_in_power=args.gain_in_power, separable=args.separable,
                              centre_level=args.centre_level, top_db=args.top_db, pitch_bands=args.pitch_bands,
-                             min_windows=args.min_windows,
+                             min_windows=args.min_windows, architecture=args.architecture,
                              widths=tuple(int(w) for w in args.widths.split(",")),
                              codecs=codecs)
     except ValueError as exc:

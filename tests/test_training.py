@@ -310,6 +310,19 @@ def test_separable_convolutions_buy_three_times_the_width_for_about_the_same_wei
     assert 0.9 < separable.count_params() / standard.count_params() < 1.1
 
 
+def test_musicnn_architecture_has_the_teachers_filter_shapes_within_the_size_budget():
+    from genre_model.training.train import build_model
+
+    shipped, trained = build_model(10, TrainConfig(data="", out="", architecture="musicnn"), embed_dim=400)
+    kernels = {layer.kernel.shape[:2] for layer in shipped.layers if type(layer).__name__ == "Conv2D"}
+    assert {(51, 7), (89, 7)} <= kernels  # timbral: 40% and 70% of the 128 mel bands
+    assert {(1, 128), (1, 64), (1, 32)} <= kernels  # temporal: the slice, a half, a quarter
+    assert shipped.output_shape == (None, 10) and trained.output_shape == (None, 410)
+    assert shipped.count_params() < 300_000  # int8: about a byte a weight, within the shipped model's 300 KB
+    with pytest.raises(ValueError, match="unknown architecture"):
+        TrainConfig(data="", out="", architecture="resnet")
+
+
 def _int8_classifier(shipped, representative: np.ndarray, tmp_path) -> GenreClassifier:
     """``shipped`` converted to int8 and loaded as the plugin loads a model (on normalised input)."""
     from genre_model.constants import frontend_params

@@ -34,6 +34,9 @@ soundtracks, see `genre_model/training/distill.py`) join
 the labelled windows, their genre target given by a softmax-regression probe on the teacher's
 embeddings fitted on the labelled training windows (weight {unlabelled_weight}).
 """
+_MUSICNN_ARCHITECTURE = ("musicnn's design (Pons & Serra 2019) at a quarter of its width: timbral filters 7 frames "
+                         "wide over 40% and 70% of the mel bands and temporal filters over the mel-averaged "
+                         "slice, three 1-D convs over time, max and mean over time, dense 128")
 _TEACHER_GENRES = """A labelled window's genre target is {teacher_genre_weight} parts that probe's distribution, fitted
 without the window's track (5 folds of tracks), to {label_share:g} parts its true genre.
 """
@@ -183,11 +186,12 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
                             if config.get("top_db") else "")
         + ("each slice's mean log-mel subtracted (playback level drops out), "
            if config.get("centre_level") else "")
-        + f"conv3x3-BN-ReLU-maxpool blocks {tuple(config['widths'])} (first conv stride "
-        f"{config.get('stem_stride', 1)}"
-        + ("; the others depthwise-separable" if config.get("separable") else "") + "), conv, global "
-        f"{'average and max' if config.get('pooling') == 'mean+max' else 'average'} pooling, "
-        f"dropout {config['dropout']}, softmax. Trained in {report['train_seconds'] / 60:.0f} minutes on 2 CPU cores.",
+        + (_MUSICNN_ARCHITECTURE if config.get("architecture") == "musicnn" else
+           f"conv3x3-BN-ReLU-maxpool blocks {tuple(config['widths'])} (first conv stride "
+           f"{config.get('stem_stride', 1)}"
+           + ("; the others depthwise-separable" if config.get("separable") else "") + "), conv, global "
+           f"{'average and max' if config.get('pooling') == 'mean+max' else 'average'} pooling")
+        + f", dropout {config['dropout']}, softmax. Trained in {report['train_seconds'] / 60:.0f} minutes on 2 CPU cores.",
         "",
         *(_DISTILLATION.format(**config, target=_TEACHER_TARGETS[config.get("teacher_target", "embedding")])
           .splitlines() if config.get("distill") else []),

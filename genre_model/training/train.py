@@ -59,7 +59,8 @@ class TrainConfig:
     window_hop_frames: int = 32  # training windows every 0.64 s
     min_windows: int = 1  # windows per track at least: a short excerpt gets them shifted, or rotated with its seam
     codecs: tuple[str, ...] = ("mp3", "opus")  # degraded copies of every training track (augment.COPIES)
-    widths: tuple[int, ...] = (16, 32, 64, 128)
+    architecture: str = "cnn"  # "cnn": 3x3 conv blocks; "musicnn": musicnn's front-end and back-end, scaled down
+    widths: tuple[int, ...] = (16, 32, 64, 128)  # of the "cnn" architecture
     separable: bool = False  # depthwise-separable convs after the stem: ~3x the width for the same size
     stem_stride: int = 1  # stride of the first conv: 2 makes the network 4x cheaper
     centre_level: bool = False  # subtract each slice's mean log-mel in the network: playback level drops out
@@ -87,6 +88,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.mixup and self.consistency_weight:
             raise ValueError("mixup and the consistency term do not combine: pick one")
+        if self.architecture not in ("cnn", "musicnn"):
+            raise ValueError(f"unknown architecture {self.architecture!r}: 'cnn' or 'musicnn'")
 
 
 def track_windows(track: LabelledTrack, config: TrainConfig) -> list[np.ndarray]:
@@ -149,11 +152,7 @@ def build_dataset(tracks: list[LabelledTrack], labels: list[str], config: TrainC
 
 
 def build_model(n_labels: int, config: TrainConfig, *, embed_dim: int = 0, log_mel_std: float = 1.0):
-    """conv3x3-BN-ReLU-maxpool blocks, a 3x3 conv, global average (and max) pooling, softmax.
-
-    With ``config.separable`` every conv after the first is depthwise-separable
-    (MobileNet, Howard et al. 2017): a 3x3 per-channel conv then a 1x1 conv,
-    about 9x fewer weights per layer, spent on wider layers.
+    """Log-mel slices -> features (:func:`_cnn_features` or :func:`_musicnn_features`) -> dropout, softmax.
 
     Returns the model to ship (slices -> genre probabilities) and the model to
     train, whose output also holds ``embed_dim`` teacher-embedding predictions
@@ -176,7 +175,6 @@ def build_model(n_labels: int, config: TrainConfig, *, embed_dim: int = 0, log_m
     from keras import layers, ops
 
     inputs = keras.Input((N_MELS, SLICE_FRAMES, 1), name="log_mel")
-    conv = layers.SeparableConv2D if config.separable else layers.Conv2D
     x = inputs
     if config.top_db:
         floor = gain_db_to_log_offset(config.top_db) / log_mel_std
@@ -185,6 +183,29 @@ def build_model(n_labels: int, config: TrainConfig, *, embed_dim: int = 0, log_m
     if config.centre_level:  # two means of 128: LiteRT's XNNPACK int8 mean overflows on one of 16 384
         x = layers.Lambda(lambda t: t - ops.mean(ops.mean(t, axis=2, keepdims=True), axis=1, keepdims=True),
                           name="centre_level")(x)
+    features = (_musicnn_features if config.architecture == "musicnn" else _cnn_features)(x, config)
+    genre = layers.Dense(n_labels, activation="softmax", name="genre")(layers.Dropout(config.dropout)(features))
+    shipped = keras.Model(inputs, genre)
+    trained = shipped
+    if embed_dim:
+        embedding = layers.Dense(embed_dim, name="teacher_embedding")(features)
+        trained = keras.Model(inputs, layers.Concatenate()([genre, embedding]))
+    if config.consistency_weight:
+        other = keras.Input((N_MELS, SLICE_FRAMES, 1), name="log_mel_other_version")
+        trained = keras.Model([inputs, other], layers.Concatenate()([trained(inputs), shipped(other)]))
+    return shipped, trained
+
+
+def _cnn_features(x, config: TrainConfig):
+    """conv3x3-BN-ReLU-maxpool blocks, a 3x3 conv, global average (and max) pooling.
+
+    With ``config.separable`` every conv after the first is depthwise-separable
+    (MobileNet, Howard et al. 2017): a 3x3 per-channel conv then a 1x1 conv,
+    about 9x fewer weights per layer, spent on wider layers.
+    """
+    from keras import layers
+
+    conv = layers.SeparableConv2D if config.separable else layers.Conv2D
     for i, width in enumerate(config.widths):
         if i == 0:  # the stem stays a full conv: one input channel leaves nothing to separate
             x = layers.Conv2D(width, 3, strides=config.stem_stride, padding="same", use_bias=False)(x)
@@ -200,16 +221,45 @@ def build_model(n_labels: int, config: TrainConfig, *, embed_dim: int = 0, log_m
     features = layers.GlobalAveragePooling2D()(x)
     if config.pooling == "mean+max":
         features = layers.Concatenate()([features, layers.GlobalMaxPooling2D()(x)])
-    genre = layers.Dense(n_labels, activation="softmax", name="genre")(layers.Dropout(config.dropout)(features))
-    shipped = keras.Model(inputs, genre)
-    trained = shipped
-    if embed_dim:
-        embedding = layers.Dense(embed_dim, name="teacher_embedding")(features)
-        trained = keras.Model(inputs, layers.Concatenate()([genre, embedding]))
-    if config.consistency_weight:
-        other = keras.Input((N_MELS, SLICE_FRAMES, 1), name="log_mel_other_version")
-        trained = keras.Model([inputs, other], layers.Concatenate()([trained(inputs), shipped(other)]))
-    return shipped, trained
+    return features
+
+
+MUSICNN_TIMBRAL_SHARES = (0.4, 0.7)  # heights of the timbral filters, as shares of the mel bands
+MUSICNN_TEMPORAL_SHARES = (1.0, 0.5, 0.25)  # lengths of the temporal filters, as shares of the frames
+
+
+def _musicnn_features(x, config: TrainConfig):
+    """musicnn (Pons & Serra 2019), the teacher's own design, at a quarter of its width.
+
+    Front-end: timbral filters 7 frames wide spanning 40% and 70% of the mel
+    bands (32 each, max over the remaining bands), and temporal filters over
+    the mel-averaged input spanning the whole slice, a half and a quarter
+    (16 each); mid-end: three 1-D convs of 64 over time, residual on the last
+    two; back-end: global max and mean over time of every layer's channels,
+    BatchNorm, a dense layer of 128.
+    """
+    from keras import layers
+
+    def conv_bn_relu(t, filters, kernel, padding="same"):
+        t = layers.Conv2D(filters, kernel, padding=padding, use_bias=False)(t)
+        return layers.ReLU()(layers.BatchNormalization(momentum=0.9)(t))
+
+    branches = []
+    for share in MUSICNN_TIMBRAL_SHARES:
+        height = int(share * N_MELS)
+        t = conv_bn_relu(layers.ZeroPadding2D(((0, 0), (3, 3)))(x), 32, (height, 7), padding="valid")
+        branches.append(layers.MaxPooling2D((N_MELS - height + 1, 1))(t))
+    averaged = layers.AveragePooling2D((N_MELS, 1))(x)
+    branches += [conv_bn_relu(averaged, 16, (1, int(share * SLICE_FRAMES))) for share in MUSICNN_TEMPORAL_SHARES]
+    front = layers.Concatenate()(branches)
+    outputs, t = [front], front
+    for i in range(3):
+        mid = conv_bn_relu(t, 64, (1, 7))
+        t = mid if i == 0 else layers.Add()([t, mid])
+        outputs.append(t)
+    t = layers.Concatenate()(outputs)
+    pooled = layers.Concatenate()([layers.GlobalMaxPooling2D()(t), layers.GlobalAveragePooling2D()(t)])
+    return layers.Dense(128, activation="relu")(layers.BatchNormalization(momentum=0.9)(pooled))
 
 
 def genre_and_embedding_loss(n_labels: int, config: TrainConfig):
