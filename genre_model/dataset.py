@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .errors import ParameterError
 
-AUDIO_SUFFIXES = {".flac", ".wav", ".mp3", ".ogg", ".opus", ".m4a", ".au", ".aiff"}
+AUDIO_SUFFIXES = {".flac", ".wav", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".au", ".aiff"}
 
 
 @dataclass(frozen=True)

@@ -36,14 +36,13 @@ from ..aggregate import fit_softmax_regression, softmax, softmax_regression_logi
 from ..analysis import track_slices
 from ..audio import decode_full
 from ..constants import HOP_LENGTH, N_MELS, SLICE_FRAMES, frontend_params
-from ..dataset import LabelledTrack
+from ..dataset import AUDIO_SUFFIXES, LabelledTrack
 from ..errors import DecodeError
 from ..features import log_mel_spectrogram
 from ..slicing import training_windows
 from .cache import CACHE_ROOT, atomic_write
 from .teacher import MusicnnTeacher, outputs_cached
 
-AUDIO_EXTENSIONS = (".ogg", ".oga", ".opus", ".mp3", ".flac", ".wav")
 DEFAULT_UNLABELLED_CACHE = CACHE_ROOT / "unlabelled"
 
 log = logging.getLogger(__name__)
@@ -182,7 +181,7 @@ def unlabelled_audio_files(roots: Iterable[str | Path] = ("/usr/share/games", "/
             if not path.is_file() or {"sounds", "sfx", "sound_effects"} & {p.lower() for p in path.parts}:
                 continue
             suffix = path.suffix.lower()
-            if suffix in AUDIO_EXTENSIONS and path.stat().st_size >= min_bytes:
+            if suffix in AUDIO_SUFFIXES and path.stat().st_size >= min_bytes:
                 found.append(path)
             elif suffix == ".pk3":
                 found.extend(_extract_pk3_audio(path, extract_dir, min_bytes))
@@ -199,7 +198,7 @@ def _extract_pk3_audio(pk3: Path, extract_dir: Path, min_bytes: int) -> list[Pat
     with zf:
         for info in zf.infolist():
             name = Path(info.filename)
-            if (info.is_dir() or name.suffix.lower() not in AUDIO_EXTENSIONS
+            if (info.is_dir() or name.suffix.lower() not in AUDIO_SUFFIXES
                     or info.file_size < min_bytes or ".." in name.parts or name.is_absolute()):
                 continue
             target = dest / name
