@@ -183,7 +183,7 @@ def build_model(n_labels: int, config: TrainConfig, *, embed_dim: int = 0, log_m
     if config.centre_level:  # two means of 128: LiteRT's XNNPACK int8 mean overflows on one of 16 384
         x = layers.Lambda(lambda t: t - ops.mean(ops.mean(t, axis=2, keepdims=True), axis=1, keepdims=True),
                           name="centre_level")(x)
-    features = (_musicnn_features if config.architecture == "musicnn" else _cnn_features)(x, config)
+    features = _musicnn_features(x) if config.architecture == "musicnn" else _cnn_features(x, config)
     genre = layers.Dense(n_labels, activation="softmax", name="genre")(layers.Dropout(config.dropout)(features))
     shipped = keras.Model(inputs, genre)
     trained = shipped
@@ -228,7 +228,7 @@ MUSICNN_TIMBRAL_SHARES = (0.4, 0.7)  # heights of the timbral filters, as shares
 MUSICNN_TEMPORAL_SHARES = (1.0, 0.5, 0.25)  # lengths of the temporal filters, as shares of the frames
 
 
-def _musicnn_features(x, config: TrainConfig):
+def _musicnn_features(x):
     """musicnn (Pons & Serra 2019), the teacher's own design, at a quarter of its width.
 
     Front-end: timbral filters 7 frames wide spanning 40% and 70% of the mel
