@@ -61,7 +61,8 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
     lines = [
         f"# Model card: {sidecar['name']} {sidecar['version']}",
         "",
-        "A genre classifier for 2.56 s log-mel slices (128 mel bands x 128 frames of 20 ms at 22 050 Hz),",
+        f"A genre classifier for 2.56 s log-mel slices ({sidecar['frontend']['n_mels']} mel bands up to "
+        f"{sidecar['frontend']['fmax'] / 1000:g} kHz x {sidecar['frontend']['slice_frames']} frames of 20 ms at 22 050 Hz),",
         f"full-integer int8 TFLite, {report['size_bytes'] / 1000:.0f} KB "
         f"(float twin {report['float_size_bytes'] / 1000:.0f} KB, for evaluation only).",
         f"Labels: {', '.join(sidecar['labels'])}.",
