@@ -57,12 +57,12 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
     plot_reliability(valid["reliability"], str(model.with_name(f"{name}-reliability.png")),
                      title=f"valid, track level, ECE {valid['ece']:.3f}")
     twin = valid.get("float", {})
-    config = report["config"]
+    config, frontend = report["config"], sidecar["frontend"]
     lines = [
         f"# Model card: {sidecar['name']} {sidecar['version']}",
         "",
-        f"A genre classifier for 2.56 s log-mel slices ({sidecar['frontend']['n_mels']} mel bands up to "
-        f"{sidecar['frontend']['fmax'] / 1000:g} kHz x {sidecar['frontend']['slice_frames']} frames of 20 ms at 22 050 Hz),",
+        f"A genre classifier for 2.56 s log-mel slices ({frontend['n_mels']} mel bands up to "
+        f"{frontend['fmax'] / 1000:g} kHz x {frontend['slice_frames']} frames of 20 ms at 22 050 Hz),",
         f"full-integer int8 TFLite, {report['size_bytes'] / 1000:.0f} KB "
         f"(float twin {report['float_size_bytes'] / 1000:.0f} KB, for evaluation only).",
         f"Labels: {', '.join(sidecar['labels'])}.",
@@ -192,7 +192,8 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
            f"{config.get('stem_stride', 1)}"
            + ("; the others depthwise-separable" if config.get("separable") else "") + "), conv, global "
            f"{'average and max' if config.get('pooling') == 'mean+max' else 'average'} pooling")
-        + f", dropout {config['dropout']}, softmax. Trained in {report['train_seconds'] / 60:.0f} minutes on 2 CPU cores.",
+        + f", dropout {config['dropout']}, softmax. "
+        f"Trained in {report['train_seconds'] / 60:.0f} minutes on 2 CPU cores.",
         "",
         *(_DISTILLATION.format(**config, target=_TEACHER_TARGETS[config.get("teacher_target", "embedding")])
           .splitlines() if config.get("distill") else []),
