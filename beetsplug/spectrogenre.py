@@ -423,8 +423,10 @@ class SpectrogenrePlugin(BeetsPlugin):
         pending = deque()
         try:
             for item in items:
-                pending.append((item, pool.submit(track_log_mels, item.path, frontend,
-                                                  duration=item.length or None, **options)))
+                # the length comes from ffmpeg, not from beets: tags count an MP3's or M4A's encoder
+                # delay and padding (about 50 ms), which would move every slice off where `predict`,
+                # `evaluate` and a copy in another format place them
+                pending.append((item, pool.submit(track_log_mels, item.path, frontend, **options)))
                 if len(pending) >= 2 * jobs:
                     yield _ready_prefix(pending)
             while pending:

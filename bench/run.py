@@ -4,7 +4,7 @@ Builds (or reuses) a corpus of real-length tracks in five formats, then measures
 on the same files, interleaved round by round:
 
   (a) naive   full decode of each file to 22.05 kHz mono f32le, one file at a time;
-  (b) floor   the plugin's seek-decode of the same 5 segments alone, N threads and 1;
+  (b) floor   the plugin's length probe and seek-decode of the same 5 segments alone, N threads and 1;
   (c) plugin  ``beet spectrogenre -f -w`` end to end, default jobs and ``-j 1``.
 
 The plugin's steady state excludes start-up: (c) on N tracks minus a one-track
@@ -36,7 +36,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from genre_model.audio import decode_full, decode_segments, find_ffmpeg  # noqa: E402
+from genre_model.audio import decode_full, decode_segments, find_ffmpeg, probe_duration  # noqa: E402
 from genre_model.inference import DEFAULT_MODEL  # noqa: E402
 from genre_model.slicing import slice_starts  # noqa: E402
 
@@ -280,11 +280,12 @@ def cpu_seconds() -> float:
     return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
-def floor(paths: list[Path], durations: dict[Path, float], jobs: int) -> tuple[float, float]:
-    """Wall and CPU seconds to seek-decode each file's 5 slices as the plugin does, ``jobs`` files at once."""
+def floor(paths: list[Path], jobs: int) -> tuple[float, float]:
+    """Wall and CPU seconds to probe each file's length and seek-decode its 5 slices as the plugin does,
+    ``jobs`` files at once."""
     t0, cpu0 = time.perf_counter(), cpu_seconds()
     with ThreadPoolExecutor(jobs) as pool:
-        list(pool.map(lambda p: decode_segments(p, slice_starts(durations[p])), paths))
+        list(pool.map(lambda p: decode_segments(p, slice_starts(probe_duration(p))), paths))
     return time.perf_counter() - t0, cpu_seconds() - cpu0
 
 
@@ -478,19 +479,16 @@ def report(r: dict, n: int, jobs: int, rounds: int) -> None:
 
 def measure(work: Path, model: Path, n: int, data: Path, rounds: int, jobs: int, memory_tracks: int) -> dict:
     """Build what is needed in ``work`` and run every measurement; times in s, RSS in MB."""
-    from mediafile import MediaFile
-
     paths = build_corpus(work / "corpus", n, data, jobs)
-    durations = {p: MediaFile(str(p)).length for p in paths}
     lib = make_beetsdir(work / "lib", model)
     import_corpus(lib, work / "corpus")
     best: dict[str, float] = {}
     for i in range(rounds):
         print(f"round {i + 1}/{rounds} ...", file=sys.stderr)
         this = {"a": naive(paths)}
-        this["b_n"], this["b_n_cpu"] = floor(paths, durations, jobs)
+        this["b_n"], this["b_n_cpu"] = floor(paths, jobs)
         this["c_n_wall"], rss, this["c_n_cpu"] = plugin(lib, None)
-        this["b_1"], _ = floor(paths, durations, 1)
+        this["b_1"], _ = floor(paths, 1)
         this["c_1_wall"], _, _ = plugin(lib, 1)
         print("  seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in this.items())
               + f"; load {os.getloadavg()[0]:.1f}", file=sys.stderr)

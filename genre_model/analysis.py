@@ -21,7 +21,9 @@ def track_slices(path: PathLike, frontend: dict, *, n_slices: int = N_SLICES,
                  timeout: float = DECODE_TIMEOUT_S) -> np.ndarray:
     """The audible slices of a track, as mono audio at the front-end's rate.
 
-    ``duration`` (seconds) saves probing the file when the caller knows it. A
+    ``duration`` (seconds) saves probing the file when the caller knows the length
+    of its decoded audio (not a tag's: for MP3 and M4A it counts the encoder's
+    delay and padding, and the slices, placed by it, move as much). A
     track shorter than one slice is decoded whole and repeated to fill one, as
     training pads it. When the slices fall silent from one of them to the end
     and the audio that decodes proves shorter than the duration (tags and

@@ -79,8 +79,10 @@ def test_import_tags_every_format_and_tags_round_trip(beets, audio, tmp_path):
     assert sorted(tags) == ["AAC", "AIFF", "FLAC", "MP3", "OGG", "Opus", "WAVE", "Windows Media"]
     for genres, confidence in tags.values():
         assert genres in LABEL_NAMES and 0 < float(confidence) <= 1
-    # the same audio in eight formats: the same genre
+    # the same audio in eight formats: the same genre, each with the confidence `predict` gives its file
     assert len({genres for genres, _ in tags.values()}) == 1
+    assert {title: row["genre_confidence"] for title, row in beets.items().items()} == {
+        title: f"{best[0][1]:.3f}" for title, best in model_top(beets, 1).items()}
 
     assert "8 analysed" in summary(beets("spectrogenre", "--force", "--write"))
     for row in beets.items().values():
@@ -268,10 +270,7 @@ def model_top(beets: Beets, k: int) -> dict[str, list[tuple[str, float]]]:
     from genre_model.inference import GenreClassifier
 
     classifier = GenreClassifier(MODEL)
-    with sqlite3.connect(beets.db) as con:
-        lengths = dict(con.execute("SELECT title, length FROM items"))
-    return {title: analyse_file(row["path"], classifier, duration=lengths[title]).top(k)
-            for title, row in beets.items().items()}
+    return {title: analyse_file(row["path"], classifier).top(k) for title, row in beets.items().items()}
 
 
 def test_count_keeps_top_genres_best_first_and_maps_their_names(album):
