@@ -72,7 +72,7 @@ def test_a_cd_rate_copy_gets_the_genre_of_the_native_recording(classifier, tmp_p
 
 
 def test_a_length_that_tags_overstate_is_recounted_and_the_slices_placed_again(classifier, tmp_path):
-    """beets' length can exceed the audio (a VBR MP3 without a length header, a cut-short file)."""
+    """A stated length can exceed the audio (a VBR MP3 without a length header, a cut-short file)."""
     path = encode(DEMO_DIR / "macleod-vibe-ace.ogg", tmp_path / "vibe.mp3", duration=20.0)
     # placed over the audio that decodes: ffmpeg before 9 probes LAME's padding too (20.06 s)
     heard = track_log_mels(path, classifier.frontend, duration=decoded_duration(path))
@@ -119,7 +119,7 @@ def test_a_cut_short_download_is_heard_from_the_audio_it_has(classifier, tmp_pat
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 6])
     there = decoded_duration(cut)
     assert 2.6 < there < 10.0 and probe_duration(cut) > 25.0
-    for duration in (None, 30.0):  # probed, or as beets stored it
+    for duration in (None, 30.0):  # probed, or as a caller states it
         assert len(track_log_mels(cut, classifier.frontend, duration=duration)) == int(there / 2.56)
     assert analyse_file(cut, classifier).genre in classifier.labels
 
@@ -152,7 +152,7 @@ def test_stereo_whose_channels_cancel_in_mono_is_heard_from_its_first_channel(cl
 
 
 def test_a_stored_length_too_short_to_analyse_is_checked_against_the_file(classifier, tmp_path):
-    """beets' length of a file since emptied or deleted must not hide why it fails."""
+    """A stated length of a file since emptied or deleted must not hide why it fails."""
     (tmp_path / "emptied.mp3").write_bytes(b"")
     for name, reason in (("emptied.mp3", "empty file"), ("deleted.mp3", "No such file")):
         with pytest.raises(DecodeError, match=reason):
@@ -186,7 +186,7 @@ def test_a_silent_end_that_cannot_be_measured_in_time_keeps_the_slices_heard(cla
 
 def test_a_long_file_stored_as_shorter_than_a_slice_is_probed_and_sliced_as_usual(classifier, tmp_path,
                                                                                    monkeypatch):
-    """beets' length of a file replaced since import: decoding it whole to pad it would cost minutes."""
+    """A stated length of a file replaced since: decoding it whole to pad it would cost minutes."""
     path = encode(DEMO_DIR / "macleod-vibe-ace.ogg", tmp_path / "long.mp3", duration=40.0)
     probed = track_log_mels(path, classifier.frontend)
     decoded_bytes, run = [], audio._run
