@@ -70,6 +70,27 @@ def test_a_first_run_trains_on_the_windows_a_cached_run_reads_back(dataset, tmp_
         np.testing.assert_array_equal(computed, cached)
 
 
+def test_a_track_named_by_another_path_to_the_same_file_reads_the_same_caches(dataset, tmp_path, monkeypatch):
+    """Training from another directory, or with the data given as an absolute path, reuses the caches."""
+    from genre_model.training import distill
+
+    config = replace(TINY_NETWORK, codecs=(), cache_dir=str(tmp_path / "cache"))
+    monkeypatch.chdir(dataset.parent)
+    relative = read_tracks(dataset.name, "train")[:2]
+    keys = []
+    monkeypatch.setattr(distill, "outputs_cached", lambda teacher, key, windows: keys.append(key) or (
+        np.zeros((1, 400)), np.zeros((1, 100))))
+    distill.labelled_outputs(None, relative, hop_frames=32)
+    cached_windows(relative, config)
+    monkeypatch.chdir(tmp_path)
+    absolute = read_tracks(dataset, "train")[:2]
+    assert str(absolute[0].path) != str(relative[0].path)
+    distill.labelled_outputs(None, absolute, hop_frames=32)
+    monkeypatch.setattr("genre_model.training.train.track_windows", lambda *_: pytest.fail("decoded again"))
+    cached_windows(absolute, config)
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+    assert keys[:2] == keys[2:]
+
 def test_a_window_cache_write_cut_short_leaves_no_cache(dataset, tmp_path, monkeypatch):
     tracks = read_tracks(dataset, "train")[:1]
     config = replace(TINY_NETWORK, codecs=(), cache_dir=str(tmp_path))

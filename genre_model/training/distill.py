@@ -59,7 +59,7 @@ def labelled_outputs(teacher: MusicnnTeacher, tracks: list[LabelledTrack], hop_f
     """
     hop = hop_frames * HOP_LENGTH
     at_least = f"|min={min_windows}" if min_windows > 1 else ""
-    outputs = [outputs_cached(teacher, f"{t.path}|{t.path.stat().st_mtime_ns}|hop={hop}{at_least}",
+    outputs = [outputs_cached(teacher, f"{t.path.resolve()}|{t.path.stat().st_mtime_ns}|hop={hop}{at_least}",
                               lambda t=t: training_windows(decode_full(t.path), hop=hop, min_windows=min_windows))
                for t in tracks]
     return np.concatenate([e for e, _ in outputs]), np.concatenate([tags for _, tags in outputs])

@@ -107,13 +107,13 @@ def track_windows(track: LabelledTrack, config: TrainConfig) -> list[np.ndarray]
 def cached_windows(tracks: list[LabelledTrack], config: TrainConfig) -> list[np.ndarray]:
     """:func:`track_windows` of every track, stored as float16 in ``config.cache_dir``.
 
-    The key covers the files (path, size, mtime), the decoder, the copies (each codec's ffmpeg
+    The key covers the files (absolute path, size, mtime), the decoder, the copies (each codec's ffmpeg
     arguments, a clip's drive range), the hop, the windows per track and the front-end.
     """
     if not config.cache_dir:
         return [np.stack(track_windows(t, config)) for t in tracks]
     copies = [f"clip{CLIP_DRIVE_DB}" if kind == "clip" else CODECS[kind] for kind in config.codecs]
-    key = json.dumps([[str(t.path), t.path.stat().st_size, t.path.stat().st_mtime_ns] for t in tracks]
+    key = json.dumps([[str(t.path.resolve()), t.path.stat().st_size, t.path.stat().st_mtime_ns] for t in tracks]
                      + [decoder_identity(), copies, config.window_hop_frames, frontend_params()]
                      + ([config.min_windows] if config.min_windows > 1 else []))
     path = Path(config.cache_dir) / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
