@@ -87,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="training windows per track at least: an excerpt too short for them gets them "
                        "shifted over its slack, or, when shorter than a slice, rotated so that the seam of "
                        "its repetition moves (default: %(default)s)")
+    train.add_argument("--time-jitter", type=int, default=0, metavar="FRAMES",
+                       help="cut each training window this many frames longer and crop it at a random offset "
+                       "every epoch, each window also at a random sub-frame phase (default: %(default)s)")
     train.add_argument("--lowpass", type=float, default=0.0,
                        help="share of training windows whose top mel bands are cut, as by a lossy "
                        "encoder's lowpass (default: %(default)s)")
@@ -164,7 +167,7 @@ def _train(args, argv: list[str] | None) -> int:
                              consistency_weight=args.consistency_weight, mixup=args.mixup,
                              gain_in_power=args.gain_in_power, separable=args.separable,
                              centre_level=args.centre_level, top_db=args.top_db, pitch_bands=args.pitch_bands,
-                             min_windows=args.min_windows, architecture=args.architecture,
+                             min_windows=args.min_windows, time_jitter=args.time_jitter, architecture=args.architecture,
                              widths=tuple(int(w) for w in args.widths.split(",")),
                              codecs=codecs)
     except ValueError as exc:

@@ -536,3 +536,40 @@ def test_clip_copy_is_the_audio_driven_into_full_scale_clipping():
     assert clipped.shape == y.shape and np.abs(clipped).max() == pytest.approx(1.0)
     np.testing.assert_allclose(clipped, np.clip(y * 10 ** (drive_db / 20), -1, 1), atol=1e-6)
     assert np.mean(np.abs(clipped) == 1.0) > 0.1  # 0.8 driven by >= 3 dB passes full scale
+
+
+def test_jittered_windows_are_the_training_windows_longer_and_within_the_track():
+    """Every window a crop offset longer, from up to a frame after its start, never past the end."""
+    from genre_model.constants import HOP_LENGTH
+    from genre_model.slicing import pad_to_slice, training_windows
+    from genre_model.training.train import jittered_windows
+
+    hop, extra = 32 * HOP_LENGTH, 16
+    y = np.arange(20 * SR, dtype=np.float32)  # each sample its own index: a window says where it starts
+    plain = training_windows(y, hop=hop)
+    jittered = jittered_windows(y, hop=hop, extra_frames=extra, rng=np.random.default_rng(0))
+    assert jittered.shape == (len(plain), SLICE_SAMPLES + extra * HOP_LENGTH)
+    starts = jittered[:, 0].astype(int)
+    np.testing.assert_array_equal(jittered, starts[:, None] + np.arange(jittered.shape[1]))  # contiguous audio
+    plain_starts = np.arange(len(plain)) * hop
+    fits = plain_starts + HOP_LENGTH + jittered.shape[1] <= y.size  # else moved back to end with the track
+    assert ((starts >= plain_starts) & (starts < plain_starts + HOP_LENGTH))[fits].all()
+    assert (starts[~fits] == y.size - jittered.shape[1]).all() and (~fits).sum() == 1
+    assert len(set(starts % HOP_LENGTH)) > 1, "random sub-frame phases"
+    np.testing.assert_array_equal(jittered, jittered_windows(y, hop=hop, extra_frames=extra,
+                                                             rng=np.random.default_rng(0)))
+
+    excerpt = y[: 2 * SR]  # shorter than a slice: its repetition, which at offset 0 is training's window
+    (window,) = jittered_windows(excerpt, hop=hop, extra_frames=extra, rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(window[:SLICE_SAMPLES], pad_to_slice(excerpt))
+    np.testing.assert_array_equal(window, np.resize(excerpt, window.size))
+
+
+def test_time_jitter_trains_on_slice_long_crops_and_does_not_combine_with_min_windows(dataset, tmp_path):
+    out = tmp_path / "jitter.tflite"
+    train(TrainConfig(data=str(dataset), out=str(out), valid_split=None, epochs=1, widths=(4, 8), codecs=("mp3",),
+                      batch_size=8, cache_dir=None, name="jitter", time_jitter=4))
+    p = GenreClassifier(out).predict_proba(np.zeros((2, 128, 128), dtype=np.float32))
+    assert p.shape == (2, 3) and np.allclose(p.sum(axis=1), 1.0, atol=0.05)
+    with pytest.raises(ValueError, match="min_windows"):
+        TrainConfig(data="", out="", time_jitter=4, min_windows=2)

@@ -173,6 +173,8 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
         f"{config['window_hop_frames']} frames"
         + (f" (at least {config['min_windows']} a track: a shorter excerpt's shifted over its slack, or "
            "rotated through its repetition)" if config.get("min_windows", 1) > 1 else "")
+        + (f" ({config['time_jitter']} frames longer, at a random sub-frame phase, and cropped at a random "
+           "offset every epoch)" if config.get("time_jitter") else "")
         + ", each epoch in the original or a degraded copy "
         f"({', '.join(config['codecs']) or 'none'}); random gain +-{config['gain_db']} dB, spectral tilt +-{config['tilt']} ln units"
         + (" (on the mel power, under the log floor)" if config.get("gain_in_power") else "") + ", "

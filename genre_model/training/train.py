@@ -58,6 +58,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     window_hop_frames: int = 32  # training windows every 0.64 s
     min_windows: int = 1  # windows per track at least: a short excerpt gets them shifted, or rotated with its seam
+    time_jitter: int = 0  # frames: each window is cut this much longer and cropped at a random offset every epoch
     codecs: tuple[str, ...] = ("mp3", "opus")  # degraded copies of every training track (augment.COPIES)
     architecture: str = "cnn"  # "cnn": 3x3 conv blocks; "musicnn": musicnn's front-end and back-end, scaled down
     widths: tuple[int, ...] = (16, 32, 64, 128)  # of the "cnn" architecture
@@ -88,6 +89,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.mixup and self.consistency_weight:
             raise ValueError("mixup and the consistency term do not combine: pick one")
+        if self.time_jitter and self.min_windows > 1:
+            raise ValueError("time jitter and min_windows do not combine: pick one")
         if self.architecture not in ("cnn", "musicnn"):
             raise ValueError(f"unknown architecture {self.architecture!r}: 'cnn' or 'musicnn'")
 
@@ -99,9 +102,30 @@ def track_windows(track: LabelledTrack, config: TrainConfig) -> list[np.ndarray]
     versions = [y] + [degraded_copy(y, kind, rng) for kind in config.codecs]
     hop = config.window_hop_frames * HOP_LENGTH
     try:
+        if config.time_jitter:
+            phase_seed = zlib.crc32(track.path.name.encode()) + 1  # the same phases in every version
+            return [log_mel_spectrogram(jittered_windows(v, hop=hop, extra_frames=config.time_jitter,
+                                                         rng=np.random.default_rng(phase_seed)))
+                    for v in versions]
         return [log_mel_spectrogram(training_windows(v, hop=hop, min_windows=config.min_windows)) for v in versions]
     except ParameterError as exc:  # too short to pad
         raise DecodeError(track.path, str(exc)) from None
+
+
+def jittered_windows(y: np.ndarray, *, hop: int, extra_frames: int, rng: np.random.Generator) -> np.ndarray:
+    """:func:`training_windows`, each ``extra_frames`` frames longer, to be cropped at a random offset.
+
+    Each window also starts up to a frame later (a random sub-frame phase, fixed per
+    window), and no later than the track's end allows, so a crop never reaches past it.
+    A track shorter than a longer window is repeated to fill it: a crop moves its seam.
+    """
+    windows = training_windows(y, hop=hop)
+    n_ext = windows.shape[1] + extra_frames * HOP_LENGTH
+    if y.shape[-1] < n_ext:
+        return np.tile(y, -(-n_ext // y.shape[-1]))[None, :n_ext].repeat(len(windows), axis=0)
+    starts = np.minimum(np.arange(len(windows)) * hop + rng.integers(0, HOP_LENGTH, len(windows)),
+                        y.shape[-1] - n_ext)
+    return np.stack([y[s: s + n_ext] for s in starts])
 
 
 def cached_windows(tracks: list[LabelledTrack], config: TrainConfig) -> list[np.ndarray]:
@@ -115,7 +139,8 @@ def cached_windows(tracks: list[LabelledTrack], config: TrainConfig) -> list[np.
     copies = [f"clip{CLIP_DRIVE_DB}" if kind == "clip" else CODECS[kind] for kind in config.codecs]
     key = json.dumps([[str(t.path.resolve()), t.path.stat().st_size, t.path.stat().st_mtime_ns] for t in tracks]
                      + [decoder_identity(), copies, config.window_hop_frames, frontend_params()]
-                     + ([config.min_windows] if config.min_windows > 1 else []))
+                     + ([config.min_windows] if config.min_windows > 1 else [])
+                     + ([f"jitter{config.time_jitter}"] if config.time_jitter else []))
     path = Path(config.cache_dir) / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
     if path.is_file():
         try:
@@ -345,7 +370,7 @@ def train(config: TrainConfig) -> dict:
 
     # targets: [genre distribution | teacher embedding | genre weight | embedding weight]
     targets = np.eye(len(labels), dtype=np.float32)[y]
-    unlabelled_x = np.zeros((0, *x.shape[2:]), dtype=np.float32)
+    unlabelled_x = np.zeros((0, N_MELS, SLICE_FRAMES), dtype=np.float32)
     if config.distill:
         from .distill import distillation_set
 
@@ -364,7 +389,12 @@ def train(config: TrainConfig) -> dict:
 
     def one_version() -> np.ndarray:
         version = rng.integers(0, len(x), x.shape[1])
-        chosen = np.concatenate([x[version, np.arange(x.shape[1])], unlabelled_x])
+        if config.time_jitter:  # each window cropped at a random offset
+            offset = rng.integers(0, config.time_jitter + 1, x.shape[1])
+            labelled = np.stack([x[v, i, :, o:o + SLICE_FRAMES] for i, (v, o) in enumerate(zip(version, offset))])
+        else:
+            labelled = x[version, np.arange(x.shape[1])]
+        chosen = np.concatenate([labelled, unlabelled_x])
         return augment_log_mels(chosen, rng, config, mean, std)[..., None]
 
     for stage, epochs, stage_targets in training_stages(config, targets, embed_dim):
@@ -383,7 +413,7 @@ def train(config: TrainConfig) -> dict:
             log.info("%s epoch %d/%d loss %.3f", stage, epoch + 1, epochs, history.history["loss"][0])
     train_seconds = time.time() - started
 
-    representative = x[0, rng.choice(x.shape[1], size=min(300, x.shape[1]), replace=False)]
+    representative = x[0, rng.choice(x.shape[1], size=min(300, x.shape[1]), replace=False), :, :SLICE_FRAMES]
     float_bytes, int8_bytes = convert(shipped, representative)
     return write_model(config, labels, mean, std, float_bytes, int8_bytes, train_seconds)
 
