@@ -78,8 +78,12 @@ def test_a_track_named_by_another_path_to_the_same_file_reads_the_same_caches(da
     monkeypatch.chdir(dataset.parent)
     relative = read_tracks(dataset.name, "train")[:2]
     keys = []
-    monkeypatch.setattr(distill, "outputs_cached", lambda teacher, key, windows: keys.append(key) or (
-        np.zeros((1, 400)), np.zeros((1, 100))))
+
+    def teacher_outputs(teacher, key, windows):
+        keys.append(key)
+        return np.zeros((1, 400)), np.zeros((1, 100))
+
+    monkeypatch.setattr(distill, "outputs_cached", teacher_outputs)
     distill.labelled_outputs(None, relative, hop_frames=32)
     cached_windows(relative, config)
     monkeypatch.chdir(tmp_path)
@@ -90,6 +94,7 @@ def test_a_track_named_by_another_path_to_the_same_file_reads_the_same_caches(da
     cached_windows(absolute, config)
     assert len(list((tmp_path / "cache").iterdir())) == 1
     assert keys[:2] == keys[2:]
+
 
 def test_a_window_cache_write_cut_short_leaves_no_cache(dataset, tmp_path, monkeypatch):
     tracks = read_tracks(dataset, "train")[:1]
