@@ -62,7 +62,7 @@ def test_string_orchestra_is_heard_as_classical(classifier):
 
 @pytest.mark.parametrize(("fmt", "sr"), [("flac", 44_100), ("mp3", 44_100), ("opus", 48_000)])
 def test_a_cd_rate_copy_gets_the_genre_of_the_native_recording(classifier, tmp_path, fmt, sr):
-    """This recording is pop (0.41) before country (0.37) at its native 22.05 kHz; resampled by ffmpeg's
+    """This recording is pop (0.42) before country (0.37) at its native 22.05 kHz; resampled by ffmpeg's
     default filter, which dulls 9.7-11 kHz, its 44.1 kHz FLAC and MP3 copies were heard as country."""
     source = DEMO_DIR / "hobbs-lets-go-fishin.ogg"
     native = analyse_file(source, classifier)
