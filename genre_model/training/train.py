@@ -98,14 +98,14 @@ class TrainConfig:
 def track_windows(track: LabelledTrack, config: TrainConfig) -> list[np.ndarray]:
     """Log-mel slices of a track and of its degraded copies (codecs, clipping)."""
     y = decode_full(track.path)
-    rng = np.random.default_rng(zlib.crc32(track.path.name.encode()))  # a clip's drive, the same every run
+    seed = zlib.crc32(track.path.name.encode())  # the same every run
+    rng = np.random.default_rng(seed)  # a clip's drive
     versions = [y] + [degraded_copy(y, kind, rng) for kind in config.codecs]
     hop = config.window_hop_frames * HOP_LENGTH
     try:
         if config.time_jitter:
-            phase_seed = zlib.crc32(track.path.name.encode()) + 1  # the same phases in every version
             return [log_mel_spectrogram(jittered_windows(v, hop=hop, extra_frames=config.time_jitter,
-                                                         rng=np.random.default_rng(phase_seed)))
+                                                         rng=np.random.default_rng(seed + 1)))  # same phases
                     for v in versions]
         return [log_mel_spectrogram(training_windows(v, hop=hop, min_windows=config.min_windows)) for v in versions]
     except ParameterError as exc:  # too short to pad
