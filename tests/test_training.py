@@ -239,6 +239,19 @@ def test_a_valid_genre_without_training_tracks_stops_training_before_it_starts(d
     assert not out.exists()
 
 
+def test_distillation_without_unlabelled_music_stops_before_decoding_and_names_the_packages(dataset, tmp_path,
+                                                                                           monkeypatch):
+    from genre_model.training import distill
+    from genre_model.training import train as train_module
+
+    monkeypatch.setattr(distill, "unlabelled_audio_files", lambda: [])
+    monkeypatch.setattr(train_module, "build_dataset", lambda *args: pytest.fail("decoded before the check"))
+    out = tmp_path / "model.tflite"
+    with pytest.raises(ParameterError, match="none is installed: apt-get install .*wesnoth-1.16-music"):
+        train(replace(TINY_NETWORK, data=str(dataset), out=str(out), distill=True, cache_dir=None))
+    assert not out.exists()
+
+
 def test_tiny_training_run_produces_a_loadable_int8_model(dataset, tmp_path):
     out = tmp_path / "tiny.tflite"
     config = TrainConfig(data=str(dataset), out=str(out), epochs=3, widths=(4, 8), codecs=("mp3",),
@@ -282,6 +295,9 @@ def test_tiny_training_run_produces_a_loadable_int8_model(dataset, tmp_path):
     assert f"Copies made and decoded by {valid['encoder']}, on one machine." in page
     assert "```\npython -m genre_model train DATA\n```" in page
     assert (tmp_path / "tiny-confusion.png").stat().st_size > 0 and (tmp_path / "tiny-reliability.png").is_file()
+    assert "apt-get" not in page, "no distillation, no unlabelled music to install"
+    distilled = write_model_card(dict(report, config={**report["config"], "distill": True}), out, "train").read_text()
+    assert "the unlabelled music, as root: `apt-get install --no-install-recommends wesnoth-1.16-music" in distilled
 
 
 def test_distillation_head_is_dropped_from_the_shipped_model_and_its_loss_counts():

@@ -10,6 +10,7 @@ import numpy as np
 from ..evaluate import format_interval
 from ..inference import sidecar_path
 from ..plots import plot_confusion, plot_reliability
+from .distill import INSTALL_SOUNDTRACKS
 
 
 def confused_pairs(confusion: dict, k: int = 5) -> list[tuple[str, str, int]]:
@@ -201,7 +202,8 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
           .splitlines() if config.get("distill") else []),
         *(_TEACHER_GENRES.format(**config, label_share=1 - config["teacher_genre_weight"]).splitlines()
           if config.get("distill") and config.get("teacher_genre_weight") else []),
-        "Reproduce (2 CPU cores, from the repository root, `pip install '.[train]'` first):",
+        "Reproduce (2 CPU cores, from the repository root, `pip install '.[train]'` first"
+        + (f"; the unlabelled music, as root: `{INSTALL_SOUNDTRACKS}`" if config.get("distill") else "") + "):",
         "",
         "```",
         command,

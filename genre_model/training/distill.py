@@ -37,7 +37,7 @@ from ..analysis import track_slices
 from ..audio import decode_full
 from ..constants import HOP_LENGTH, N_MELS, SLICE_FRAMES, frontend_params
 from ..dataset import AUDIO_SUFFIXES, LabelledTrack
-from ..errors import DecodeError
+from ..errors import DecodeError, ParameterError
 from ..features import log_mel_spectrogram
 from ..slicing import training_windows
 from .cache import CACHE_ROOT, atomic_write
@@ -45,6 +45,8 @@ from .teacher import MusicnnTeacher, outputs_cached
 
 DEFAULT_UNLABELLED_CACHE = CACHE_ROOT / "unlabelled"
 
+INSTALL_SOUNDTRACKS = ("apt-get install --no-install-recommends wesnoth-1.16-music nexuiz-music "
+                       "warzone2100-music hyperrogue-music singularity-music")
 log = logging.getLogger(__name__)
 
 
@@ -74,9 +76,7 @@ def unlabelled_slices(teacher: MusicnnTeacher, n_slices: int) -> tuple[np.ndarra
     E : np.ndarray [shape=(n, 400)]
     T : np.ndarray [shape=(n, 100)]
     """
-    files = unlabelled_audio_files()
-    if not files:
-        raise DecodeError("/usr/share/games", "no unlabelled music installed (see training/distill.py)")
+    files = require_unlabelled_music()
     per_file = ceil(n_slices / len(files))
     log_mels, embeddings, tags = [], [], []
     for path in files:
@@ -186,6 +186,14 @@ def unlabelled_audio_files(roots: Iterable[str | Path] = ("/usr/share/games", "/
             elif suffix == ".pk3":
                 found.extend(_extract_pk3_audio(path, extract_dir, min_bytes))
     return sorted(set(found))
+
+
+def require_unlabelled_music() -> list[Path]:
+    """:func:`unlabelled_audio_files`, or ParameterError naming the packages to install when there are none."""
+    files = unlabelled_audio_files()
+    if not files:
+        raise ParameterError(f"--distill needs unlabelled music and none is installed: {INSTALL_SOUNDTRACKS}")
+    return files
 
 
 def _extract_pk3_audio(pk3: Path, extract_dir: Path, min_bytes: int) -> list[Path]:

@@ -362,6 +362,10 @@ def train(config: TrainConfig) -> dict:
         unknown = sorted({t.genre for t in read_tracks(config.data, config.valid_split)} - set(labels))
         if unknown:
             raise ParameterError(f"valid split genres with no training track: {', '.join(unknown)}")
+    if config.distill and config.unlabelled_slices > 0:
+        from .distill import require_unlabelled_music
+
+        require_unlabelled_music()
     log.info("decoding %d training tracks", len(tracks))
     x, y, weight, track_id = build_dataset(tracks, labels, config)
     mean, std = float(x.mean()), float(x.std())
