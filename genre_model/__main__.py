@@ -108,7 +108,8 @@ def _parser() -> argparse.ArgumentParser:
                     "figures of a calibration refitted without each track in turn")
     ev.add_argument("--reliability-plot", metavar="FILE.png", help="draw the reliability diagram (implies --calibration; needs matplotlib)")
     ev.add_argument("--robustness", action="store_true",
-                    help="add the agreement under MP3, Opus and AAC re-encoding and -10/+6 dB gain "
+                    help="add the agreement under MP3 (at the file's rate and at 44.1 kHz), Opus and AAC re-encoding "
+                    "and -10/+6 dB gain "
                     "(the JSON also lists the tracks each condition flips)")
 
     pr = sub.add_parser("predict", help="print the genre of audio files",

@@ -31,13 +31,16 @@ class SplitOutputs:
     slice_probabilities: list[np.ndarray]  # per track: (n_slices, n_labels)
 
 
-# the robustness conditions: file suffix and ffmpeg output options (codec, bit rate, gain)
+# the robustness conditions: file suffix and ffmpeg output options (codec, bit rate, gain). The codecs
+# keep the file's rate (GTZAN's 22 050 Hz, where LAME cuts the top mel bands) except the last, MP3 at
+# 44.1 kHz as CDs are ripped, where its lowpass lies above every band the model hears
 CONDITIONS = {
     "mp3_128k": (".mp3", ["-c:a", "libmp3lame", "-b:a", "128k"]),
     "opus_64k": (".opus", ["-c:a", "libopus", "-b:a", "64k"]),
     "aac_96k": (".m4a", ["-c:a", "aac", "-b:a", "96k"]),
     "gain_-10dB": (".flac", ["-af", "volume=-10dB", "-c:a", "flac"]),
     "gain_+6dB_clipped": (".flac", ["-af", "volume=6dB", "-c:a", "flac", "-sample_fmt", "s16"]),
+    "mp3_128k_44.1kHz": (".mp3", ["-ar", "44100", "-c:a", "libmp3lame", "-b:a", "128k"]),
 }
 
 

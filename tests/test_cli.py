@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from audio_factory import DEMO_DIR, REPO, SHARED_DATA
+from audio_factory import DEMO_DIR, REPO, SHARED_DATA, encode, sine
 from genre_model import evaluate
 from genre_model.errors import ParameterError
-from genre_model.evaluate import CONDITIONS
+from genre_model.evaluate import CONDITIONS, degrade
 from genre_model.inference import DEFAULT_MODEL
 
 
@@ -86,6 +86,16 @@ def test_evaluate_robustness_prints_every_condition_and_the_encoder(tmp_path):
         assert f"  agreement {condition:18} " in out
     (encoder,) = [ln for ln in out.splitlines() if "copies made by" in ln]
     assert encoder.startswith("  copies made by ffmpeg version ")
+
+
+def test_robustness_copies_keep_a_22khz_file_rate_except_the_mp3_ripped_at_44khz(tmp_path):
+    import mutagen
+
+    source = encode(sine(440, 3.0), tmp_path / "gtzan-like.flac")
+    rates = {c: mutagen.File(degrade(source, c, tmp_path)).info.sample_rate
+             for c in CONDITIONS if c != "opus_64k"}  # Opus has one rate, 48 kHz
+    assert rates == {"mp3_128k": 22_050, "aac_96k": 22_050, "gain_-10dB": 22_050, "gain_+6dB_clipped": 22_050,
+                     "mp3_128k_44.1kHz": 44_100}
 
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared GTZAN data not present")

@@ -160,6 +160,9 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
         *_table(["condition", "agreement", "95% interval"],
                 [[c, a, format_interval(valid["agreement_interval_95"][c])] for c, a in valid["agreement"].items()]),
         "",
+        "The copies keep the file's sample rate (GTZAN's 22 050 Hz, where LAME cuts the top mel bands), except",
+        "`mp3_128k_44.1kHz`: MP3 at 44.1 kHz, as CDs are ripped, whose lowpass lies above every band the model hears.",
+        "",
         *([f"Copies made and decoded by {valid['encoder']}, on one machine. Encoding Opus, and decoding "
            "AAC and Opus, take SIMD code chosen by the CPU at run time, so those rows can differ by a track "
            "or two on another machine; the MP3 and gain copies of one track, checked on three CPUs (AVX-512, and "
