@@ -104,8 +104,9 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument("--plot", metavar="FILE.png", help="draw the confusion matrix (needs matplotlib: pip install '.[plot]')")
     ev.add_argument("--calibration", action="store_true",
-                    help="add the expected calibration error (10 bins), the reliability bins, and the "
-                    "figures of a calibration refitted without each track in turn")
+                    help="add the expected calibration error (10 bins), the reliability bins, the figures "
+                    "of the tracks heard through one slice and through several, and those of a calibration "
+                    "refitted without each track in turn")
     ev.add_argument("--reliability-plot", metavar="FILE.png", help="draw the reliability diagram (implies --calibration; needs matplotlib)")
     ev.add_argument("--robustness", action="store_true",
                     help="add the agreement under MP3 (at the file's rate and at 44.1 kHz), Opus and AAC re-encoding "
@@ -218,6 +219,13 @@ def _evaluate(args) -> int:
             print(f"  calibration refitted without each track: track_accuracy {held_out['track_accuracy']:.3f} "
                   f"{format_interval(held_out['interval_95']['track_accuracy'])}, "
                   f"balanced_accuracy {held_out['balanced_accuracy']:.3f}, ECE {held_out['ece']:.3f}")
+            for heard, t in report["slice_temperatures"].items():
+                group, cv = report["by_slices"][heard], held_out["by_slices"][heard]
+                if group["tracks"]:
+                    print(f"  heard through {heard} slice{'s' if heard == 'several' else ''}: {group['tracks']} tracks, "
+                          f"accuracy {group['accuracy']:.3f}, mean confidence {group['confidence']:.3f}, "
+                          f"ECE {group['ece']:.3f} (refitted without each track {cv['ece']:.3f}), "
+                          f"slice temperature {t:.2f}")
         for condition, agreement in report.get("agreement", {}).items():
             print(f"  agreement {condition:18} {agreement:.3f} "
                   + format_interval(report["agreement_interval_95"][condition]))

@@ -97,7 +97,8 @@ def aggregator_fits(params: Any, n_genres: int) -> bool:
 
 
 def track_scores(probabilities: np.ndarray, method: str = "mean", *, temperature: float = 1.0,
-                 bias: np.ndarray | list[float] | None = None, aggregator: dict | None = None) -> np.ndarray:
+                 bias: np.ndarray | list[float] | None = None, slice_temperatures: tuple[float, float] = (1.0, 1.0),
+                 aggregator: dict | None = None) -> np.ndarray:
     """Per-genre track scores that sum to 1.
 
     Parameters
@@ -114,6 +115,10 @@ def track_scores(probabilities: np.ndarray, method: str = "mean", *, temperature
         ``vote``); 1 leaves them as they are.
     bias : np.ndarray [shape=(n_genres,)], optional
         Calibration bias added to the log-scores after the temperature (all but ``vote``).
+    slice_temperatures : (float, float)
+        Temperatures that then divide the log-scores of a track of one slice, and of one of
+        several (all but ``vote``): the mean of several slices is flatter than one slice.
+        They change the confidence, never the top genre.
     aggregator : dict, optional
         The fitted aggregator (:func:`fit_aggregator`), needed by ``learned``.
 
@@ -140,17 +145,19 @@ def track_scores(probabilities: np.ndarray, method: str = "mean", *, temperature
     z = log_scores / temperature
     if bias is not None:
         z = z + np.asarray(bias, dtype=np.float64)
-    return softmax(z)
+    one, several = slice_temperatures
+    return softmax(z / (several if p.shape[0] > 1 else one))
 
 
 def aggregate(probabilities: np.ndarray, labels: list[str], method: str = "mean", *,
               temperature: float = 1.0, bias: np.ndarray | list[float] | None = None,
-              aggregator: dict | None = None) -> GenrePrediction:
+              slice_temperatures: tuple[float, float] = (1.0, 1.0), aggregator: dict | None = None) -> GenrePrediction:
     """Aggregate slice probabilities into a :class:`GenrePrediction`.
 
     The confidence is the winning genre's track score, in [0, 1].
     """
-    scores = track_scores(probabilities, method, temperature=temperature, bias=bias, aggregator=aggregator)
+    scores = track_scores(probabilities, method, temperature=temperature, bias=bias,
+                          slice_temperatures=slice_temperatures, aggregator=aggregator)
     if scores.shape[0] != len(labels):
         raise ParameterError(f"{scores.shape[0]} scores for {len(labels)} labels")
     best = int(scores.argmax())

@@ -7,6 +7,12 @@ makes the confidence honest; the bias undoes a genre the model under- or
 over-predicts on music unlike its training set (here: blues and rock, whose
 training material is mostly 2-3 s excerpts). The fit weighs every genre the
 same, so the bias corrects the model, not the genre mix of the held-out split.
+
+A track heard through one slice and one heard through several then get a
+temperature each, ``t``, for ``softmax((z / T + b) / t)``: the mean of several
+slices' probabilities is flatter than one slice's, so one temperature alone
+leaves long tracks underconfident and short excerpts overconfident. These
+weigh the tracks as they come, as the ECE does, and never change the top genre.
 """
 
 from __future__ import annotations
@@ -21,30 +27,44 @@ N_BINS = 10
 NOISE_DRAWS = 2000  # simulated label sets behind :func:`ece_if_calibrated`
 LOG_TEMPERATURE_BOUNDS = (np.log(0.2), np.log(10.0))
 BIAS_BOUND = 5.0  # |b| per genre; keeps a genre absent from the held-out tracks finite
+MIN_GROUP_TRACKS = 20  # fewer tracks heard through one slice (or several): they keep the common temperature
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """A fitted temperature and per-genre bias; the identity is ``Calibration(1.0, None)``."""
+    """A fitted temperature, per-genre bias and slice temperatures; the identity is ``Calibration()``.
+
+    ``slice_temperatures``: the temperatures of a track heard through one slice
+    and of one heard through several.
+    """
 
     temperature: float = 1.0
     bias: np.ndarray | None = None
+    slice_temperatures: tuple[float, float] = (1.0, 1.0)
 
     def kwargs(self) -> dict:
         """Keyword arguments of :func:`genre_model.aggregate.track_scores`."""
-        return {"temperature": self.temperature, "bias": self.bias}
+        return {"temperature": self.temperature, "bias": self.bias, "slice_temperatures": self.slice_temperatures}
 
     def as_json(self) -> dict:
-        """``temperature`` and ``bias`` rounded to 4 decimals, as sidecars and reports store them."""
+        """``temperature``, ``bias`` and ``slice_temperatures`` rounded to 4 decimals, as sidecars and
+        reports store them."""
+        one, several = (round(float(t), 4) for t in self.slice_temperatures)
         return {"temperature": round(float(self.temperature), 4),
-                "bias": None if self.bias is None else [round(float(b), 4) for b in self.bias]}
+                "bias": None if self.bias is None else [round(float(b), 4) for b in self.bias],
+                "slice_temperatures": {"one": one, "several": several}}
 
 
 def _log_scores(slice_probabilities: list[np.ndarray], method: str, aggregator: dict | None) -> np.ndarray:
     return np.log(np.stack([track_scores(p, method, aggregator=aggregator) for p in slice_probabilities]) + 1e-12)
 
 
-def _fit(log_scores: np.ndarray, targets: np.ndarray) -> Calibration:
+def _several_slices(slice_probabilities: list[np.ndarray]) -> np.ndarray:
+    return np.array([len(p) > 1 for p in slice_probabilities])
+
+
+def _fit(log_scores: np.ndarray, targets: np.ndarray, several: np.ndarray) -> Calibration:
+    """The class-balanced temperature and bias, then the plain slice temperatures of the calibrated scores."""
     from scipy.optimize import minimize
 
     n_tracks, n_genres = log_scores.shape
@@ -63,18 +83,40 @@ def _fit(log_scores: np.ndarray, targets: np.ndarray) -> Calibration:
     bounds = [LOG_TEMPERATURE_BOUNDS] + [(-BIAS_BOUND, BIAS_BOUND)] * n_genres
     theta = minimize(loss_and_grad, np.zeros(1 + n_genres), jac=True, method="L-BFGS-B", bounds=bounds).x
     bias = theta[1:] - theta[1:].mean()  # softmax ignores a common shift
-    return Calibration(float(np.exp(theta[0])), bias)
+    temperature = float(np.exp(theta[0]))
+    calibrated = log_scores / temperature + bias
+    slice_temperatures = tuple(_plain_temperature(calibrated[several == heard], targets[several == heard])
+                               for heard in (False, True))
+    return Calibration(temperature, bias, slice_temperatures)
+
+
+def _plain_temperature(log_scores: np.ndarray, targets: np.ndarray) -> float:
+    """The temperature that minimises the negative log-likelihood of ``log_scores``, every track weighed
+    the same; 1 for fewer than :data:`MIN_GROUP_TRACKS` tracks."""
+    from scipy.optimize import minimize_scalar
+
+    if len(targets) < MIN_GROUP_TRACKS:
+        return 1.0
+
+    def loss(log_t: float) -> float:
+        z = log_scores / np.exp(log_t)
+        z -= z.max(axis=1, keepdims=True)
+        return float(np.sum(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(targets)), targets]))
+
+    return float(np.exp(minimize_scalar(loss, bounds=LOG_TEMPERATURE_BOUNDS, method="bounded").x))
 
 
 def fit_calibration(slice_probabilities: list[np.ndarray], targets: np.ndarray, method: str,
                     aggregator: dict | None = None) -> Calibration:
-    """The temperature and bias that minimise the class-balanced track-level negative log-likelihood.
+    """The temperature and bias that minimise the class-balanced track-level negative log-likelihood, then
+    the slice temperatures that minimise the plain one of the tracks heard through one slice, and through several.
 
     ``vote`` shares are not log-scores: it gets the identity.
     """
     if method == "vote":
         return Calibration()
-    return _fit(_log_scores(slice_probabilities, method, aggregator), np.asarray(targets))
+    return _fit(_log_scores(slice_probabilities, method, aggregator), np.asarray(targets),
+                _several_slices(slice_probabilities))
 
 
 def cross_validated_scores(slice_probabilities: list[np.ndarray], targets: np.ndarray, method: str,
@@ -90,7 +132,9 @@ def cross_validated_scores(slice_probabilities: list[np.ndarray], targets: np.nd
     """
     targets = np.asarray(targets)
     log_scores = _log_scores(slice_probabilities, method, aggregator)
-    calibrations = [Calibration() if method == "vote" else _fit(np.delete(log_scores, i, axis=0), np.delete(targets, i))
+    several = _several_slices(slice_probabilities)
+    calibrations = [Calibration() if method == "vote" else
+                    _fit(np.delete(log_scores, i, axis=0), np.delete(targets, i), np.delete(several, i))
                     for i in range(len(targets))]
     return np.stack([track_scores(p, method, aggregator=aggregator, **c.kwargs())
                      for p, c in zip(slice_probabilities, calibrations)])
@@ -132,11 +176,28 @@ def ece_if_calibrated(confidence: np.ndarray, n_bins: int = N_BINS, *, draws: in
     return {"mean": round(float(np.mean(eces)), 4), "p95": round(float(np.percentile(eces, 95)), 4)}
 
 
-def calibration_report(scores: np.ndarray, targets: np.ndarray) -> dict:
-    """ECE and reliability bins of track scores (n_tracks, n_genres), and the ECE of pure sampling noise.
+def by_slices(scores: np.ndarray, targets: np.ndarray, slice_probabilities: list[np.ndarray]) -> dict:
+    """Track count, accuracy, mean confidence and ECE of the tracks heard through ``one`` slice and through
+    ``several``."""
+    several = _several_slices(slice_probabilities)
+    figures = {}
+    for name, heard in (("one", ~several), ("several", several)):
+        confidence, correct = scores[heard].max(axis=1), scores[heard].argmax(axis=1) == np.asarray(targets)[heard]
+        figures[name] = {"tracks": int(heard.sum())}
+        if heard.any():
+            figures[name].update(accuracy=round(float(correct.mean()), 4),
+                                 confidence=round(float(confidence.mean()), 4),
+                                 ece=round(reliability(confidence, correct)[0], 4))
+    return figures
+
+
+def calibration_report(scores: np.ndarray, targets: np.ndarray, slice_probabilities: list[np.ndarray]) -> dict:
+    """ECE and reliability bins of track scores (n_tracks, n_genres), the ECE of pure sampling noise, and
+    the figures of the tracks heard through one slice and through several (:func:`by_slices`).
 
     Confidence is the top score.
     """
     confidence = scores.max(axis=1)
     ece, bins = reliability(confidence, scores.argmax(axis=1) == np.asarray(targets))
-    return {"ece": round(ece, 4), "ece_if_calibrated": ece_if_calibrated(confidence), "reliability": bins}
+    return {"ece": round(ece, 4), "ece_if_calibrated": ece_if_calibrated(confidence), "reliability": bins,
+            "by_slices": by_slices(scores, targets, slice_probabilities)}

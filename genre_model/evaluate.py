@@ -13,7 +13,7 @@ import numpy as np
 from .aggregate import AGGREGATIONS, track_scores
 from .analysis import analyse_file, track_log_mels
 from .audio import decoder_identity, find_ffmpeg
-from .calibration import Calibration, calibration_report, cross_validated_scores, reliability
+from .calibration import Calibration, by_slices, calibration_report, cross_validated_scores, reliability
 from .constants import N_SLICES
 from .dataset import LabelledTrack, read_tracks
 from .errors import ParameterError
@@ -168,7 +168,8 @@ def cross_validated(outputs: SplitOutputs, labels: list[str], aggregation: str,
     figures = {"track_accuracy": round(metrics["accuracy"], 4),
                "balanced_accuracy": round(metrics["balanced_accuracy"], 4),
                "per_genre_recall": metrics["per_genre_recall"],
-               "ece": round(reliability(scores.max(axis=1), predictions == outputs.targets)[0], 4)}
+               "ece": round(reliability(scores.max(axis=1), predictions == outputs.targets)[0], 4),
+               "by_slices": by_slices(scores, outputs.targets, outputs.slice_probabilities)}
     if intervals:
         figures["interval_95"] = accuracy_intervals(outputs.targets, predictions, labels)
     return figures
@@ -203,7 +204,9 @@ def evaluate(data: str | Path, model: str | Path, *, split: str | None = "valid"
     twin with its own calibration), ``"int8_float_agreement_uncalibrated"`` (the
     bare networks) and ``"int8_float_slice_agreement"`` (share of slices);
     with ``calibration``, ``ece`` and the reliability bins of the stored
-    confidence, its ``temperature`` and ``bias``, and under ``cross_validated``
+    confidence, its ``temperature``, ``bias`` and ``slice_temperatures``, the
+    figures of the tracks heard through one slice and through several
+    (``by_slices``), and under ``cross_validated``
     the accuracy and ECE of a calibration refitted without each track in turn
     (the honest figures on the split it was fitted on); with
     ``with_robustness``, ``agreement`` per re-encoding and gain condition, under
@@ -247,7 +250,8 @@ def evaluate(data: str | Path, model: str | Path, *, split: str | None = "valid"
             [p.argmax(axis=1) == q.argmax(axis=1)
              for p, q in zip(outputs.slice_probabilities, float_outputs.slice_probabilities)]))), 4)
     if calibration:
-        report.update(calibration_report(scores, outputs.targets), **calibration_of_method.as_json())
+        report.update(calibration_report(scores, outputs.targets, outputs.slice_probabilities),
+                      **calibration_of_method.as_json())
         report["cross_validated"] = cross_validated(outputs, classifier.labels, method, card.aggregator)
     if with_robustness:
         kept = robustness(classifier, tracks, scores.argmax(axis=1), n_slices=n_slices, aggregation=method)

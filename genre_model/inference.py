@@ -68,7 +68,8 @@ class ModelCard:
     aggregation: str = "mean"
     temperature: float = 1.0
     bias: list[float] | None = None
-    float_twin_calibration: Calibration | None = None  # the float twin's own temperature and bias
+    slice_temperatures: tuple[float, float] = (1.0, 1.0)  # of a track heard through one slice, and several
+    float_twin_calibration: Calibration | None = None  # the float twin's own calibration
     aggregator: dict[str, Any] | None = None
 
     @property
@@ -85,7 +86,8 @@ class ModelCard:
             return Calibration()
         if float_twin and self.float_twin_calibration is not None:
             return self.float_twin_calibration
-        return Calibration(self.temperature, None if self.bias is None else np.asarray(self.bias, dtype=np.float64))
+        return Calibration(self.temperature, None if self.bias is None else np.asarray(self.bias, dtype=np.float64),
+                           self.slice_temperatures)
 
     @classmethod
     def from_json(cls, data: dict[str, Any], source: str) -> ModelCard:
@@ -102,6 +104,7 @@ class ModelCard:
                 aggregation=str(data.get("aggregation", "mean")),
                 temperature=float(data.get("temperature", 1.0)),
                 bias=None if data.get("bias") is None else [float(b) for b in data["bias"]],
+                slice_temperatures=_slice_temperatures(data.get("slice_temperatures"), source),
                 aggregator=data.get("aggregator"),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -122,18 +125,34 @@ class ModelCard:
             try:
                 twin_temperature = float(twin["temperature"])
                 twin_bias = None if twin.get("bias") is None else [float(b) for b in twin["bias"]]
+                twin_slice_temperatures = _slice_temperatures(twin.get("slice_temperatures"),
+                                                               f"{source} float_twin_calibration")
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise ModelError(f"sidecar {source}: float_twin_calibration is incomplete: {exc!r}") from None
             if not _fits_labels(twin_temperature, twin_bias, len(card.labels)):
                 raise ModelError(f"sidecar {source}: float_twin_calibration needs a positive temperature "
                                  "and one finite bias per label")
             card = replace(card, float_twin_calibration=Calibration(
-                twin_temperature, None if twin_bias is None else np.asarray(twin_bias, dtype=np.float64)))
+                twin_temperature, None if twin_bias is None else np.asarray(twin_bias, dtype=np.float64),
+                twin_slice_temperatures))
         if card.aggregation == "learned" and card.aggregator is None:
             raise ModelError(f"sidecar {source}: learned aggregation without aggregator parameters")
         if card.aggregator is not None and not aggregator_fits(card.aggregator, len(card.labels)):
             raise ModelError(f"sidecar {source}: aggregator parameters do not fit {len(card.labels)} labels")
         return card
+
+
+def _slice_temperatures(stored: Any, source: str) -> tuple[float, float]:
+    """``{"one": t, "several": t}`` as a pair of positive finite floats; absent (older sidecars): (1, 1)."""
+    if stored is None:
+        return 1.0, 1.0
+    try:
+        pair = float(stored["one"]), float(stored["several"])
+    except (KeyError, TypeError, ValueError):
+        pair = (float("nan"),) * 2
+    if not all(np.isfinite(t) and t > 0 for t in pair):
+        raise ModelError(f"sidecar {source}: slice_temperatures needs positive numbers 'one' and 'several'")
+    return pair
 
 
 def _fits_labels(temperature: float, bias: list[float] | None, n_labels: int) -> bool:

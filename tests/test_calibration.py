@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from genre_model.aggregate import aggregate, fit_aggregator, track_scores
-from genre_model.calibration import (Calibration, calibration_report, cross_validated_scores, ece_if_calibrated,
-                                     fit_calibration, reliability)
+from genre_model.calibration import (MIN_GROUP_TRACKS, Calibration, by_slices, calibration_report,
+                                     cross_validated_scores, ece_if_calibrated, fit_calibration, reliability)
 from genre_model.evaluate import accuracy_intervals, bootstrap_interval
 
 
@@ -67,10 +67,53 @@ def _scores(probs, method, calibration=Calibration()):
 
 def test_temperature_fit_repairs_overconfidence():
     probs, targets = _overconfident_tracks()
-    before = calibration_report(_scores(probs, "mean"), targets)["ece"]
+    before = calibration_report(_scores(probs, "mean"), targets, probs)["ece"]
     calibration = fit_calibration(probs, targets, "mean")
-    after = calibration_report(_scores(probs, "mean", calibration), targets)["ece"]
+    after = calibration_report(_scores(probs, "mean", calibration), targets, probs)["ece"]
     assert calibration.temperature > 1.0 and after < before / 2
+
+
+def _long_and_short_tracks(n=120, k=4, seed=4):
+    """Long tracks (5 slices) that are mostly right with flat mean scores, one-slice excerpts peaked and
+    right half the time: what one temperature cannot calibrate both ways."""
+    rng = np.random.default_rng(seed)
+    probs, targets = [], rng.integers(0, k, 2 * n)
+    for i, t in enumerate(targets):
+        if i < n:
+            logits = rng.normal(0, 1.0, (5, k))
+            logits[:, t] += 1.0
+        else:
+            logits = np.zeros((1, k))
+            logits[0, t if rng.random() < 0.5 else rng.integers(0, k)] = 4.0
+        p = np.exp(logits)
+        probs.append(p / p.sum(axis=1, keepdims=True))
+    return probs, targets
+
+
+def test_slice_temperatures_calibrate_long_tracks_and_excerpts_apart_without_changing_a_genre():
+    probs, targets = _long_and_short_tracks()
+    calibration = fit_calibration(probs, targets, "mean")
+    common = Calibration(calibration.temperature, calibration.bias)
+    one, several = calibration.slice_temperatures
+    assert several < 1 < one  # long tracks sharpened, excerpts softened
+    before = by_slices(_scores(probs, "mean", common), targets, probs)
+    after = by_slices(_scores(probs, "mean", calibration), targets, probs)
+    assert before["several"]["confidence"] < before["several"]["accuracy"] - 0.1  # underconfident
+    assert before["one"]["confidence"] > before["one"]["accuracy"] + 0.1  # overconfident
+    for heard in ("one", "several"):
+        assert after[heard]["tracks"] == 120 and after[heard]["accuracy"] == before[heard]["accuracy"]
+        assert after[heard]["ece"] < before[heard]["ece"] / 2
+    assert np.array_equal(_scores(probs, "mean", calibration).argmax(axis=1),
+                          _scores(probs, "mean", common).argmax(axis=1))
+    assert calibration.as_json()["slice_temperatures"] == {"one": round(one, 4), "several": round(several, 4)}
+
+
+def test_too_few_tracks_heard_one_way_keep_the_common_temperature():
+    probs, targets = _long_and_short_tracks()
+    few = list(range(MIN_GROUP_TRACKS - 1)) + list(range(120, 240))  # 19 long tracks, 120 excerpts
+    calibration = fit_calibration([probs[i] for i in few], targets[few], "mean")
+    assert calibration.slice_temperatures[1] == 1.0 and calibration.slice_temperatures[0] > 1.0
+    assert by_slices(np.full((1, 4), 0.25), targets[:1], probs[:1])["one"] == {"tracks": 0}
 
 
 def _under_predicted_genre(n=240, k=4, seed=2):
@@ -108,7 +151,7 @@ def test_cross_validated_scores_never_use_the_track_itself():
     flipped[0] = (targets[0] + 2) % 4
     assert np.allclose(cross_validated_scores(probs, flipped, "mean")[0], scores[0])
     in_sample = _scores(probs[:1], "mean", fit_calibration(probs, targets, "mean"))[0]
-    assert not np.allclose(in_sample, scores[0])
+    assert not np.allclose(np.log(in_sample), np.log(scores[0]))
 
 
 def test_a_vote_share_falls_in_the_bin_it_names():

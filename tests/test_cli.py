@@ -69,7 +69,7 @@ def test_evaluate_refuses_a_genre_the_model_does_not_know_before_decoding(tmp_pa
         "error: genres the model does not know: folk (it knows blues, classical, country, disco, hiphop, jazz, "
         "metal, pop, reggae, rock)")
     shutil.rmtree(tmp_path / "folk")
-    assert run("evaluate", str(tmp_path), "--split", "").stdout.startswith("gtzan-cnn@1.1.1 on every track: 1 tracks")
+    assert run("evaluate", str(tmp_path), "--split", "").stdout.startswith("gtzan-cnn@1.1.2 on every track: 1 tracks")
 
 
 def test_evaluate_robustness_without_any_ffmpeg_says_what_it_needs_before_decoding(tmp_path, monkeypatch):

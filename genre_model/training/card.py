@@ -58,6 +58,7 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
     plot_reliability(valid["reliability"], str(model.with_name(f"{name}-reliability.png")),
                      title=f"valid, track level, ECE {valid['ece']:.3f}")
     twin = valid.get("float", {})
+    slice_t = sidecar["slice_temperatures"]
     config, frontend = report["config"], sidecar["frontend"]
     lines = [
         f"# Model card: {sidecar['name']} {sidecar['version']}",
@@ -133,10 +134,19 @@ def write_model_card(report: dict, model: Path, command: str) -> Path:
         "",
         "## Calibration",
         "Bias-corrected temperature scaling (Alexandari et al. 2020): the stored `genre_confidence` is",
-        f"softmax(z / {sidecar['temperature']:.3f} + b) of the aggregated log-scores z, with one bias per genre,",
-        "fitted on the validation split by class-balanced track-level negative log-likelihood. The bias",
-        "undoes what the model under-predicts on artists it never heard (b: "
+        "softmax((z / T + b) / t) of the aggregated log-scores z, with a temperature T and one bias per genre",
+        f"b (T = {sidecar['temperature']:.3f}) fitted on the validation split by class-balanced track-level",
+        "negative log-likelihood. The bias undoes what the model under-predicts on artists it never heard (b: "
         + ", ".join(f"{g} {b:+.2f}" for g, b in zip(sidecar["labels"], sidecar.get("bias") or [])) + ").",
+        f"Then t = {slice_t['one']:.3f} for a track heard through one slice (shorter than two slices) and",
+        f"t = {slice_t['several']:.3f} for one heard through several, fitted on each group's tracks as they come,",
+        "as the ECE counts them: the mean of several slices' probabilities is flatter than one slice's, so T",
+        "alone leaves long tracks underconfident and short excerpts overconfident. t never changes the top genre.",
+        "",
+        *_table(["heard through", "tracks", "accuracy", "mean confidence", "ECE", "ECE, cross-validated"], [
+            [heard, group["tracks"], group.get("accuracy", "-"), group.get("confidence", "-"), group.get("ece", "-"),
+             valid["cross_validated"]["by_slices"][heard].get("ece", "-")]
+            for heard, group in valid["by_slices"].items()]),
         "",
         "Its figures on valid, in-sample and cross-validated (leave one track out):",
         "",
