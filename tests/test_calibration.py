@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from genre_model.aggregate import aggregate, fit_aggregator, track_scores
+from genre_model.aggregate import aggregate, fit_aggregator, softmax, track_scores
 from genre_model.calibration import (MIN_GROUP_TRACKS, Calibration, by_slices, calibration_report,
                                      cross_validated_scores, ece_if_calibrated, fit_calibration, reliability)
 from genre_model.evaluate import accuracy_intervals, bootstrap_interval
@@ -85,8 +85,7 @@ def _long_and_short_tracks(n=120, k=4, seed=4):
         else:
             logits = np.zeros((1, k))
             logits[0, t if rng.random() < 0.5 else rng.integers(0, k)] = 4.0
-        p = np.exp(logits)
-        probs.append(p / p.sum(axis=1, keepdims=True))
+        probs.append(softmax(logits))
     return probs, targets
 
 
@@ -126,8 +125,7 @@ def _under_predicted_genre(n=240, k=4, seed=2):
         logits[:, t] += 1.5
         if t == 0:
             logits[:, 1] += 2.0
-        p = np.exp(logits)
-        probs.append(p / p.sum(axis=1, keepdims=True))
+        probs.append(softmax(logits))
     return probs, targets
 
 
